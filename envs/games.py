@@ -1,0 +1,146 @@
+"""Constructors for the built-in tabular Markov games."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from envs.markov_game import MarkovGame
+
+
+def matrix_game(payoff: np.ndarray, gamma: float = 0.9) -> MarkovGame:
+    """A repeated two-player zero-sum matrix game: one absorbing state.
+
+    Parameters
+    ----------
+    payoff:
+        Row player's payoff matrix, shape ``(A, B)``; the column player gets its negative.
+    gamma:
+        Discount factor; a stationary policy's value is ``payoff value / (1 - gamma)``.
+    """
+    payoff = np.asarray(payoff, dtype=np.float64)
+    if payoff.ndim != 2:
+        raise ValueError(f"payoff must be a matrix (A, B), got shape {payoff.shape}")
+    num_rows, num_cols = payoff.shape
+    transitions = np.ones((1, num_rows, num_cols, 1))
+    rewards = np.stack([payoff, -payoff])[:, None]
+    return MarkovGame(transitions, rewards, np.ones(1), gamma)
+
+
+def matching_pennies(gamma: float = 0.9) -> MarkovGame:
+    """Matching pennies: the row player wins 1 when the coins match. Value 0, equilibrium uniform."""
+    return matrix_game(np.array([[1.0, -1.0], [-1.0, 1.0]]), gamma)
+
+
+def rock_paper_scissors(gamma: float = 0.9) -> MarkovGame:
+    """Rock-paper-scissors (actions rock, paper, scissors). Value 0, equilibrium uniform."""
+    payoff = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
+    return matrix_game(payoff, gamma)
+
+
+def random_game(
+    num_states: int,
+    num_actions: int | Sequence[int],
+    num_players: int = 2,
+    zero_sum: bool = True,
+    seed: int | None = None,
+    gamma: float = 0.9,
+) -> MarkovGame:
+    """A random game: Dirichlet(1) transitions, U[-1, 1] rewards, uniform initial state.
+
+    Parameters
+    ----------
+    num_states:
+        Number of states ``S``.
+    num_actions:
+        Actions per player: one int for all players, or one per player.
+    num_players:
+        Number of players ``n``.
+    zero_sum:
+        Two players only: player 2's reward is the negative of player 1's.
+    seed:
+        Seed of the ``numpy.random.Generator`` that draws the game.
+    gamma:
+        Discount factor.
+    """
+    if num_states < 1 or num_players < 1:
+        raise ValueError(f"need num_states >= 1 and num_players >= 1, got {num_states}, {num_players}")
+    if np.isscalar(num_actions):
+        actions = (int(num_actions),) * num_players
+    else:
+        actions = tuple(int(a) for a in num_actions)
+        if len(actions) != num_players:
+            raise ValueError(f"num_actions has {len(actions)} entries for {num_players} players")
+    if min(actions) < 1:
+        raise ValueError(f"every player needs at least one action, got {actions}")
+    if zero_sum and num_players != 2:
+        raise ValueError(f"zero_sum games need exactly 2 players, got {num_players}")
+    rng = np.random.default_rng(seed)
+    transitions = rng.dirichlet(np.ones(num_states), size=(num_states, *actions))
+    if zero_sum:
+        reward = rng.uniform(-1.0, 1.0, size=(num_states, *actions))
+        rewards = np.stack([reward, -reward])
+    else:
+        rewards = rng.uniform(-1.0, 1.0, size=(num_players, num_states, *actions))
+    return MarkovGame(transitions, rewards, np.full(num_states, 1.0 / num_states), gamma)
+
+
+#: State names of :func:`lower_bound_game`, in index order.
+LOWER_BOUND_STATES = ("s0", "s1", "s2", "s3", "X1", "X2", "Cp")
+S0, S1, S2, S3, X1, X2, CP = range(7)
+
+
+def lower_bound_game(
+    c: float = 0.5, x1_reward: float = 1.0, gamma: float = 0.9
+) -> MarkovGame:
+    """The two-player zero-sum lower-bound game of the MAIL paper (Fig. 1, reconstructed).
+
+    States ``s0`` (start), ``s1``, ``s2``, ``s3``, ``X1``, ``X2``, ``Cp``
+    (indices in :data:`LOWER_BOUND_STATES`); both players have actions
+    ``a1, a2, a3`` (indices 0, 1, 2). From ``s0``, ``(a3, b3)`` leads to ``s2`` and
+    every other pair to ``s1``. From ``s1``, ``(a1, b1)`` and ``(a2, b2)`` lead to
+    ``X1``, ``(a2, b1)`` and ``(a1, b2)`` to ``X2``, anything else to ``Cp``.
+    ``s2`` leads to ``s3``; ``s3``, ``X1``, ``X2``, ``Cp`` are absorbing.
+    The max player earns ``x1_reward`` per step in ``X1`` and ``-c`` per step
+    in ``X2`` (0 elsewhere); the min player earns the negative.
+
+    The exact payoffs of the paper were not available; with ``c = 1`` the uniform
+    policy at ``s1`` is itself an equilibrium, so the default is ``c = 0.5``.
+    """
+    num_states, num_actions = len(LOWER_BOUND_STATES), 3
+    transitions = np.zeros((num_states, num_actions, num_actions, num_states))
+    transitions[S0, :, :, S1] = 1.0
+    transitions[S0, 2, 2, :] = 0.0
+    transitions[S0, 2, 2, S2] = 1.0
+    transitions[S1, :, :, CP] = 1.0
+    for a, b, target in ((0, 0, X1), (1, 1, X1), (1, 0, X2), (0, 1, X2)):
+        transitions[S1, a, b, :] = 0.0
+        transitions[S1, a, b, target] = 1.0
+    transitions[S2, :, :, S3] = 1.0
+    for absorbing in (S3, X1, X2, CP):
+        transitions[absorbing, :, :, absorbing] = 1.0
+    reward = np.zeros((num_states, num_actions, num_actions))
+    reward[X1] = x1_reward
+    reward[X2] = -c
+    initial = np.zeros(num_states)
+    initial[S0] = 1.0
+    return MarkovGame(transitions, np.stack([reward, -reward]), initial, gamma)
+
+
+def lower_bound_expert(weight_black: float) -> list[np.ndarray]:
+    """The expert family of the lower-bound game.
+
+    Both players mix at ``s0``: ``a3``/``b3`` (the "black" path ``s0 -> s2 -> s3``)
+    with probability ``weight_black`` and ``a1``/``b1`` (the "blue" path
+    ``s0 -> s1 -> Cp``) otherwise; both play ``(a3, b3)`` at ``s1`` and ``a1``/``b1``
+    elsewhere (those states' actions do not matter). ``weight_black = 1`` never
+    visits ``s1``.
+    """
+    if not 0.0 <= weight_black <= 1.0:
+        raise ValueError(f"weight_black must lie in [0, 1], got {weight_black}")
+    policy = np.zeros((len(LOWER_BOUND_STATES), 3))
+    policy[:, 0] = 1.0
+    policy[S0] = [1.0 - weight_black, 0.0, weight_black]
+    policy[S1] = [0.0, 0.0, 1.0]
+    return [policy, policy.copy()]

@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+
+from envs import games
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def random_profile(game, rng, concentration=1.0):
+    """Random full-support policies for every player."""
+    return [rng.dirichlet(np.full(a, concentration), size=game.num_states) for a in game.num_actions]
+
+
+@pytest.fixture
+def small_games():
+    """Tiny games of every supported shape, for brute-force checks."""
+    return [
+        games.random_game(3, 2, num_players=1, zero_sum=False, seed=0, gamma=0.8),
+        games.random_game(3, (2, 3), num_players=2, zero_sum=True, seed=1, gamma=0.9),
+        games.random_game(2, (2, 2), num_players=2, zero_sum=False, seed=2, gamma=0.7),
+        games.random_game(2, (2, 2, 2), num_players=3, zero_sum=False, seed=3, gamma=0.6),
+    ]
