@@ -17,7 +17,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m scripts.demo
+	$(PY) scripts/demo.py
 
 # The whole suite, then the solver tests again as plain Python (NUMBA_DISABLE_JIT=1)
 # so the jitted kernels have pure-Python coverage too.
@@ -26,7 +26,7 @@ test: $(STAMP)
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_tabular.py
 
 bench: $(STAMP)
-	$(PY) -m scripts.bench_tabular
+	$(PY) scripts/bench_tabular.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

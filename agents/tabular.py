@@ -84,6 +84,13 @@ def _joint_weights(packed: np.ndarray, table: np.ndarray, excluded: int) -> np.n
     return weights
 
 
+@njit(cache=True, fastmath={"contract"})
+def _axpy(target: np.ndarray, weight: float, source: np.ndarray) -> None:
+    """``target += weight * source`` (contraction into FMAs allowed)."""
+    for t in range(target.shape[0]):
+        target[t] += weight * source[t]
+
+
 @njit(cache=True)
 def _profile_kernels(
     joint_transitions: np.ndarray,
@@ -107,8 +114,8 @@ def _profile_kernels(
     induced_size = num_states if with_induced else 0
     induced_transitions = np.zeros((num_players, induced_size, max_actions, induced_size))
     induced_rewards = np.zeros((num_players, induced_size, max_actions))
+    others = np.empty(num_players)
     for s in range(num_states):
-        others = np.empty(num_players)
         for j in range(num_joint):
             # others[i] = prod_{k != i} pi_k(a_k(j) | s), without dividing by pi_i.
             joint = 1.0
@@ -121,21 +128,25 @@ def _profile_kernels(
                     if k != i:
                         others[k] *= p
             row = joint_transitions[s, j]
-            if joint != 0.0:
-                for t in range(num_states):
-                    kernel[s, t] += joint * row[t]
-                for i in range(num_players):
-                    rewards[i, s] += joint * joint_rewards[i, s, j]
-            if with_induced:
+            if not with_induced:
+                if joint != 0.0:
+                    _axpy(kernel[s], joint, row)
+            else:
                 for i in range(num_players):
                     w = others[i]
                     if w == 0.0:
                         continue
                     a = table[j, i]
-                    target = induced_transitions[i, s, a]
-                    for t in range(num_states):
-                        target[t] += w * row[t]
+                    _axpy(induced_transitions[i, s, a], w, row)
                     induced_rewards[i, s, a] += w * joint_rewards[i, s, j]
+            for i in range(num_players):
+                rewards[i, s] += joint * joint_rewards[i, s, j]
+        if with_induced:
+            # P_pi(s) = sum_a pi_0(a | s) P_0(s, a): A_0 row updates instead of J.
+            for a in range(max_actions):
+                w = packed[0, s, a]
+                if w != 0.0:
+                    _axpy(kernel[s], w, induced_transitions[0, s, a])
     return kernel, rewards, induced_transitions, induced_rewards
 
 
@@ -167,6 +178,20 @@ def _induced_mdp_kernel(
     return transitions, rewards
 
 
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _dot(row: np.ndarray, vector: np.ndarray) -> float:
+    """Dot product as a plain loop (reassociation lets LLVM vectorise it).
+
+    The kernels avoid BLAS on purpose: numpy and scipy each ship an OpenBLAS
+    whose idle threads spin after every call, and two spinning pools on a
+    two-core machine halve the speed of everything else.
+    """
+    total = 0.0
+    for k in range(row.shape[0]):
+        total += row[k] * vector[k]
+    return total
+
+
 @njit(cache=True)
 def _solve_direct(kernel: np.ndarray, rewards: np.ndarray, gamma: float) -> np.ndarray:
     """Solve ``(I - gamma P) V = r`` by LU factorisation (one or several reward columns)."""
@@ -178,8 +203,13 @@ def _solve_direct(kernel: np.ndarray, rewards: np.ndarray, gamma: float) -> np.n
 
 
 @njit(cache=True)
-def _evaluate(kernel: np.ndarray, rewards: np.ndarray, gamma: float) -> np.ndarray:
-    """Exact policy evaluation ``V = (I - gamma P)^-1 r`` for a stochastic ``P``; ``r`` is (S, m).
+def _evaluate(
+    transitions: np.ndarray, policy: np.ndarray, rewards: np.ndarray, gamma: float
+) -> np.ndarray:
+    """Exact evaluation of a deterministic policy: ``V = (I - gamma P)^-1 r``, ``r`` of shape (S, m).
+
+    ``P(s) = transitions[s, policy[s]]`` (a plain kernel is ``kernel[:, None]``
+    with a zero policy), read in place rather than gathered.
 
     Value iteration with the MacQueen-Porteus bounds: with ``delta = V_{k+1} - V_k``,
     the fixed point lies in ``V_{k+1} + gamma / (1 - gamma) [min delta, max delta]``
@@ -193,27 +223,44 @@ def _evaluate(kernel: np.ndarray, rewards: np.ndarray, gamma: float) -> np.ndarr
     num_states, num_columns = rewards.shape
     max_sweeps = min(MAX_EVALUATION_SWEEPS, num_states // 8)
     factor = gamma / (1.0 - gamma)
-    current = rewards.copy()
+    current = np.ascontiguousarray(rewards.T)  # (m, S): each column contiguous
+    following = np.empty_like(current)
     for _ in range(max_sweeps):
-        following = rewards + gamma * (kernel @ current)
         converged = True
-        scale = 1.0
         for c in range(num_columns):
             low = np.inf
             high = -np.inf
+            scale = 1.0
             for s in range(num_states):
-                delta = following[s, c] - current[s, c]
+                following[c, s] = rewards[s, c] + gamma * _dot(transitions[s, policy[s]], current[c])
+                delta = following[c, s] - current[c, s]
                 low = min(low, delta)
                 high = max(high, delta)
-                scale = max(scale, abs(following[s, c]))
+                scale = max(scale, abs(following[c, s]))
             shift = 0.5 * factor * (low + high)
             for s in range(num_states):
-                current[s, c] = following[s, c] + shift
+                current[c, s] = following[c, s] + shift
             if 0.5 * factor * (high - low) > EVALUATION_TOLERANCE * scale:
                 converged = False
         if converged:
-            return current
+            return np.ascontiguousarray(current.T)
+    kernel = np.empty((num_states, num_states))
+    for s in range(num_states):
+        kernel[s] = transitions[s, policy[s]]
     return _solve_direct(kernel, rewards, gamma)
+
+
+@njit(cache=True)
+def _q_values(
+    transitions: np.ndarray, rewards: np.ndarray, gamma: float, values: np.ndarray
+) -> np.ndarray:
+    """``Q(s, a) = r(s, a) + gamma sum_s' P(s' | s, a) V(s')``."""
+    num_states, num_actions, _ = transitions.shape
+    q = np.empty((num_states, num_actions))
+    for s in range(num_states):
+        for a in range(num_actions):
+            q[s, a] = rewards[s, a] + gamma * _dot(transitions[s, a], values)
+    return q
 
 
 @njit(cache=True)
@@ -235,8 +282,7 @@ def _policy_iteration(
     by more than :data:`IMPROVEMENT_TOLERANCE`.
     """
     num_states, num_actions, _ = transitions.shape
-    flat = transitions.reshape(num_states * num_actions, num_states)
-    q = rewards + gamma * (flat @ initial_values).reshape(num_states, num_actions)
+    q = _q_values(transitions, rewards, gamma, initial_values)
     policy = np.empty(num_states, dtype=np.int64)
     for s in range(num_states):
         best = -1
@@ -244,15 +290,13 @@ def _policy_iteration(
             if allowed[s, a] and (best < 0 or q[s, a] > q[s, best]):
                 best = a
         policy[s] = best
-    kernel = np.empty((num_states, num_states))
     reward_pi = np.empty((num_states, 1))
     values = np.zeros(num_states)
     for iteration in range(max_iterations):
         for s in range(num_states):
-            kernel[s] = transitions[s, policy[s]]
             reward_pi[s, 0] = rewards[s, policy[s]]
-        values = _evaluate(kernel, reward_pi, gamma)[:, 0].copy()
-        q = rewards + gamma * (flat @ values).reshape(num_states, num_actions)
+        values = _evaluate(transitions, policy, reward_pi, gamma)[:, 0].copy()
+        q = _q_values(transitions, rewards, gamma, values)
         changed = False
         for s in range(num_states):
             best = policy[s]
@@ -294,6 +338,17 @@ def _max_occupancy(
 
 
 # ------------------------------------------------------------------- helpers
+def _evaluate_kernel(kernel: np.ndarray, rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """Values (S, n) of a state kernel (S, S) for reward rows (n, S)."""
+    num_states = kernel.shape[0]
+    return _evaluate(
+        kernel.reshape(num_states, 1, num_states),
+        np.zeros(num_states, dtype=np.int64),
+        np.ascontiguousarray(rewards.T),
+        gamma,
+    )
+
+
 def check_policies(game: MarkovGame, policies: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Validate a policy profile and return it as a list of float64 arrays.
 
@@ -357,7 +412,7 @@ def policy_kernel(game: MarkovGame, policies: Sequence[np.ndarray]) -> tuple[np.
 def values(game: MarkovGame, policies: Sequence[np.ndarray]) -> np.ndarray:
     """Every player's value in every state, shape ``(n, S)``: ``(I - gamma P_pi)^-1 r_pi``."""
     kernel, rewards = policy_kernel(game, policies)
-    return np.ascontiguousarray(_evaluate(kernel, np.ascontiguousarray(rewards.T), game.gamma).T)
+    return np.ascontiguousarray(_evaluate_kernel(kernel, rewards, game.gamma).T)
 
 
 def occupancy(game: MarkovGame, policies: Sequence[np.ndarray]) -> np.ndarray:
@@ -485,7 +540,7 @@ def nash_gap(game: MarkovGame, policies: Sequence[np.ndarray]) -> NashGap:
     kernel, rewards, induced_transitions, induced_rewards = _profile_kernels(
         game.joint_transitions, game.joint_rewards, _pack(game, policies), _action_table(game), True
     )
-    profile_values = _evaluate(kernel, np.ascontiguousarray(rewards.T), game.gamma)
+    profile_values = _evaluate_kernel(kernel, rewards, game.gamma)
     improvements = np.empty(game.num_players)
     for i, count in enumerate(game.num_actions):
         transitions = np.ascontiguousarray(induced_transitions[i, :, :count])
