@@ -223,7 +223,7 @@ def _evaluate(
     num_states, num_columns = rewards.shape
     max_sweeps = min(MAX_EVALUATION_SWEEPS, num_states // 8)
     factor = gamma / (1.0 - gamma)
-    current = np.ascontiguousarray(rewards.T)  # (m, S): each column contiguous
+    current = rewards.T.copy()  # (m, S): each column contiguous; never a view of rewards
     following = np.empty_like(current)
     for _ in range(max_sweeps):
         converged = True
