@@ -1,0 +1,1 @@
+"""SOAR: Soft Optimistic Actor cRitic imitation learning (tabular and deep)."""

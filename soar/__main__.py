@@ -1,0 +1,5 @@
+import sys
+
+from soar.cli import main
+
+sys.exit(main())

@@ -1,0 +1,199 @@
+"""Tabular SOAR sweeps: run over ensemble sizes and seeds, summarise, save, plot."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+from tqdm.auto import tqdm
+
+from envs import mdps
+from envs.markov_game import MarkovGame
+from soar import tabular
+
+#: Built-in environments of the tabular experiments.
+ENVIRONMENTS: dict[str, Callable[[], MarkovGame]] = {
+    "two-state": mdps.two_state_mdp,
+    "river-swim": mdps.river_swim,
+    "gridworld": mdps.random_gridworld,
+}
+
+CSV_FIELDS = (
+    "env", "critic", "occupancy", "beta", "num_critics", "seed",
+    "iteration", "samples", "env_steps", "value", "expert_value", "cost_loss",
+)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Settings shared by every run of a sweep (defaults: the reference experiment)."""
+
+    env: str = "two-state"
+    critic: str = "optimistic"
+    occupancy: str = "state-action"
+    beta: float = 1e-3
+    iterations: int = 100
+    expert_samples: int = 100
+    cost_step: float = 0.9
+    policy_step: float = 4.0
+
+    def make_env(self) -> MarkovGame:
+        if self.env not in ENVIRONMENTS:
+            raise ValueError(f"unknown environment {self.env!r}; choose from {sorted(ENVIRONMENTS)}")
+        return ENVIRONMENTS[self.env]()
+
+
+def run_sweep(
+    config: SweepConfig, num_critics: Sequence[int], seeds: Sequence[int], progress: bool = True
+) -> list[dict]:
+    """Run tabular SOAR for every ensemble size and seed; one row per logged point.
+
+    Seed ``s`` draws both the expert dataset and the run, so every ensemble size
+    sees the same expert data for the same seed.
+    """
+    mdp = config.make_env()
+    expert = tabular.optimal_policy(mdp)
+    expert_value = tabular.policy_value(mdp, expert)
+    rows = []
+    jobs = [(L, seed) for L in num_critics for seed in seeds]
+    for L, seed in tqdm(jobs, desc=f"SOAR {config.env}", disable=not progress):
+        data = tabular.sample_expert_data(mdp, expert, config.expert_samples, seed=seed)
+        result = tabular.soar_il(
+            mdp, data, num_critics=L, num_iterations=config.iterations,
+            cost_step=config.cost_step, policy_step=config.policy_step, beta=config.beta,
+            seed=seed, critic=config.critic, occupancy=config.occupancy,
+        )
+        h = result.history
+        for k, n, steps, value, loss in zip(h.iteration, h.samples, h.env_steps, h.value, h.cost_loss):
+            rows.append(dict(
+                env=config.env, critic=config.critic, occupancy=config.occupancy, beta=config.beta,
+                num_critics=L, seed=seed, iteration=k, samples=n, env_steps=steps, value=value,
+                expert_value=expert_value, cost_loss=loss,
+            ))
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_csv(path: Path) -> list[dict]:
+    """Read a sweep CSV; raises ``ValueError`` naming the file if columns are missing."""
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = set(CSV_FIELDS) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path} is not a SOAR sweep CSV: missing columns {sorted(missing)}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                rows.append({
+                    **row,
+                    "beta": float(row["beta"]), "num_critics": int(row["num_critics"]),
+                    "seed": int(row["seed"]), "iteration": int(row["iteration"]),
+                    "samples": int(row["samples"]), "env_steps": int(row["env_steps"]),
+                    "value": float(row["value"]), "expert_value": float(row["expert_value"]),
+                    "cost_loss": float(row["cost_loss"]),
+                })
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{path}, line {line}: {error}") from None
+    return rows
+
+
+def _runs(rows: list[dict]) -> dict[int, dict[int, list[dict]]]:
+    runs: dict[int, dict[int, list[dict]]] = {}
+    for row in rows:
+        runs.setdefault(row["num_critics"], {}).setdefault(row["seed"], []).append(row)
+    return runs
+
+
+@dataclass(frozen=True)
+class ThresholdRow:
+    """Samples and iterations a run needed to first reach ``fraction`` of the expert's value."""
+
+    num_critics: int
+    reached: int
+    runs: int
+    samples_median: float
+    samples_iqr: tuple[float, float]
+    iterations_median: float
+    final_value: float
+
+
+def threshold_table(rows: list[dict], fraction: float = 0.95) -> list[ThresholdRow]:
+    """Per ensemble size: median (over runs that got there) samples and iterations to
+    ``fraction`` x expert value, how many runs got there, and the mean final value."""
+    table = []
+    for L, by_seed in sorted(_runs(rows).items()):
+        samples, iterations, finals = [], [], []
+        for run in by_seed.values():
+            target = fraction * run[0]["expert_value"]
+            hits = [row for row in run if row["value"] >= target]
+            if hits:
+                samples.append(hits[0]["samples"])
+                iterations.append(hits[0]["iteration"])
+            finals.append(run[-1]["value"])
+        table.append(ThresholdRow(
+            L, len(samples), len(by_seed),
+            float(np.median(samples)) if samples else float("nan"),
+            (float(np.percentile(samples, 25)), float(np.percentile(samples, 75))) if samples else (np.nan, np.nan),
+            float(np.median(iterations)) if iterations else float("nan"),
+            float(np.mean(finals)),
+        ))
+    return table
+
+
+def format_threshold_table(table: list[ThresholdRow], fraction: float = 0.95) -> str:
+    """A markdown table of :func:`threshold_table`."""
+    percent = f"{fraction:.0%}"
+    lines = [
+        f"| L | runs reaching {percent} | MDP samples to {percent}: median [IQR] | iterations to {percent}: median | final value (mean) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in table:
+        lines.append(
+            f"| {row.num_critics} | {row.reached}/{row.runs} | {row.samples_median:.0f} "
+            f"[{row.samples_iqr[0]:.0f}, {row.samples_iqr[1]:.0f}] | {row.iterations_median:.0f} | {row.final_value:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_sweep(rows: list[dict], path: Path, title: str | None = None, x: str = "samples") -> None:
+    """Value against MDP samples (or iterations), mean and 95% t-interval over seeds, per L."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(_runs(rows))))
+    expert_value = rows[0]["expert_value"]
+    for color, (L, by_seed) in zip(colors, sorted(_runs(rows).items())):
+        runs = list(by_seed.values())
+        length = min(len(run) for run in runs)
+        xs = np.array([row[x] for row in runs[0][:length]])
+        values = np.array([[row["value"] for row in run[:length]] for run in runs])
+        mean = values.mean(axis=0)
+        axis.plot(xs, mean, color=color, label=f"L = {L}")
+        if len(runs) > 1:
+            half = stats.t.ppf(0.975, len(runs) - 1) * values.std(axis=0, ddof=1) / np.sqrt(len(runs))
+            axis.fill_between(xs, mean - half, mean + half, color=color, alpha=0.2)
+    axis.axhline(expert_value, color="black", linestyle="--", label="expert")
+    axis.axhline(0.95 * expert_value, color="gray", linestyle=":", label="95% of expert")
+    axis.set_xlabel("MDP samples" if x == "samples" else x)
+    axis.set_ylabel("true value of the policy")
+    axis.set_xscale("log")
+    axis.set_title(title or f"tabular SOAR on {rows[0]['env']}")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
