@@ -159,41 +159,48 @@ def format_threshold_table(table: list[ThresholdRow], fraction: float = 0.95) ->
         "|---|---|---|---|---|",
     ]
     for row in table:
+        if row.reached:
+            samples = f"{row.samples_median:.0f} [{row.samples_iqr[0]:.0f}, {row.samples_iqr[1]:.0f}]"
+            iterations = f"{row.iterations_median:.0f}"
+        else:
+            samples = iterations = "never"
         lines.append(
-            f"| {row.num_critics} | {row.reached}/{row.runs} | {row.samples_median:.0f} "
-            f"[{row.samples_iqr[0]:.0f}, {row.samples_iqr[1]:.0f}] | {row.iterations_median:.0f} | {row.final_value:.2f} |"
+            f"| {row.num_critics} | {row.reached}/{row.runs} | {samples} | {iterations} | {row.final_value:.2f} |"
         )
     return "\n".join(lines)
 
 
-def plot_sweep(rows: list[dict], path: Path, title: str | None = None, x: str = "samples") -> None:
-    """Value against MDP samples (or iterations), mean and 95% t-interval over seeds, per L."""
+def plot_sweep(rows: list[dict], path: Path, title: str | None = None) -> None:
+    """True value against MDP samples (left) and iterations (right): mean and 95%
+    t-interval over seeds, one curve per ensemble size, with the expert's value."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6.4, 4.2))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(_runs(rows))))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    runs_by_size = sorted(_runs(rows).items())
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(runs_by_size)))
     expert_value = rows[0]["expert_value"]
-    for color, (L, by_seed) in zip(colors, sorted(_runs(rows).items())):
-        runs = list(by_seed.values())
-        length = min(len(run) for run in runs)
-        xs = np.array([row[x] for row in runs[0][:length]])
-        values = np.array([[row["value"] for row in run[:length]] for run in runs])
-        mean = values.mean(axis=0)
-        axis.plot(xs, mean, color=color, label=f"L = {L}")
-        if len(runs) > 1:
-            half = stats.t.ppf(0.975, len(runs) - 1) * values.std(axis=0, ddof=1) / np.sqrt(len(runs))
-            axis.fill_between(xs, mean - half, mean + half, color=color, alpha=0.2)
-    axis.axhline(expert_value, color="black", linestyle="--", label="expert")
-    axis.axhline(0.95 * expert_value, color="gray", linestyle=":", label="95% of expert")
-    axis.set_xlabel("MDP samples" if x == "samples" else x)
-    axis.set_ylabel("true value of the policy")
-    axis.set_xscale("log")
-    axis.set_title(title or f"tabular SOAR on {rows[0]['env']}")
-    axis.legend(fontsize=8)
+    for axis, x, label in zip(axes, ("samples", "iteration"), ("MDP samples", "iterations")):
+        for color, (L, by_seed) in zip(colors, runs_by_size):
+            runs = list(by_seed.values())
+            length = min(len(run) for run in runs)
+            xs = np.array([row[x] for row in runs[0][:length]])
+            values = np.array([[row["value"] for row in run[:length]] for run in runs])
+            mean = values.mean(axis=0)
+            axis.plot(xs, mean, color=color, label=f"L = {L}", linewidth=1.2)
+            if len(runs) > 1:
+                half = stats.t.ppf(0.975, len(runs) - 1) * values.std(axis=0, ddof=1) / np.sqrt(len(runs))
+                axis.fill_between(xs, mean - half, mean + half, color=color, alpha=0.12, linewidth=0)
+        axis.axhline(expert_value, color="black", linestyle="--", label="expert")
+        axis.axhline(0.95 * expert_value, color="gray", linestyle=":", label="95% of expert")
+        axis.set_xlabel(label)
+        axis.set_xscale("log")
+    axes[0].set_ylabel("true value of the policy")
+    axes[1].legend(fontsize=8, loc="lower right")
+    figure.suptitle(title or f"tabular SOAR on {rows[0]['env']}")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
