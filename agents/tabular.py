@@ -27,10 +27,13 @@ __all__ = [
     "NashGap",
     "ZeroSumEquilibrium",
     "best_response",
+    "best_response_kernel",
     "check_policies",
     "concentrability",
     "induced_mdp",
+    "joint_action_table",
     "nash_gap",
+    "pack_policies",
     "occupancy",
     "solve_mdp",
     "uniform_policies",
@@ -337,6 +340,50 @@ def _max_occupancy(
     return best
 
 
+@njit(cache=True)
+def best_response_kernel(
+    joint_transitions: np.ndarray,
+    joint_reward: np.ndarray,
+    packed: np.ndarray,
+    table: np.ndarray,
+    player: int,
+    gamma: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Jitted best response for inner loops: no input checks, arrays as the kernels take them.
+
+    ``packed`` is the zero-padded profile (n, S, max A), ``table`` the joint-action
+    table of :func:`joint_action_table`, ``joint_reward`` the player's (S, J)
+    rewards. Returns the best-response actions (S,) and their values (S,).
+    """
+    num_actions = 0
+    for j in range(table.shape[0]):
+        num_actions = max(num_actions, table[j, player] + 1)
+    weights = _joint_weights(packed, table, player)
+    transitions, rewards = _induced_mdp_kernel(
+        joint_transitions, joint_reward, weights, table[:, player].copy(), num_actions
+    )
+    allowed = np.ones((transitions.shape[0], num_actions), dtype=np.bool_)
+    actions, values, _, iterations = _policy_iteration(
+        transitions, rewards, gamma, allowed, np.zeros(transitions.shape[0]), 10_000
+    )
+    if iterations < 0:
+        raise RuntimeError("policy iteration did not converge")
+    return actions, values
+
+
+def joint_action_table(game: MarkovGame) -> np.ndarray:
+    """``table[j, i]``: player i's action in flat joint action j, shape (J, n)."""
+    return _joint_action_table(np.asarray(game.num_actions, dtype=np.int64))
+
+
+def pack_policies(game: MarkovGame, policies: Sequence[np.ndarray]) -> np.ndarray:
+    """A profile as one zero-padded array (n, S, max A_i), the layout the kernels take."""
+    packed = np.zeros((game.num_players, game.num_states, max(game.num_actions)))
+    for i, policy in enumerate(policies):
+        packed[i, :, : policy.shape[1]] = policy
+    return packed
+
+
 # ------------------------------------------------------------------- helpers
 def _evaluate_kernel(kernel: np.ndarray, rewards: np.ndarray, gamma: float) -> np.ndarray:
     """Values (S, n) of a state kernel (S, S) for reward rows (n, S)."""
@@ -382,17 +429,6 @@ def uniform_policies(game: MarkovGame) -> list[np.ndarray]:
     return [np.full((game.num_states, a), 1.0 / a) for a in game.num_actions]
 
 
-def _pack(game: MarkovGame, policies: list[np.ndarray]) -> np.ndarray:
-    packed = np.zeros((game.num_players, game.num_states, max(game.num_actions)))
-    for i, policy in enumerate(policies):
-        packed[i, :, : policy.shape[1]] = policy
-    return packed
-
-
-def _action_table(game: MarkovGame) -> np.ndarray:
-    return _joint_action_table(np.asarray(game.num_actions, dtype=np.int64))
-
-
 def _check_player(game: MarkovGame, player: int) -> int:
     if not (0 <= int(player) < game.num_players) or int(player) != player:
         raise ValueError(f"player must be in [0, {game.num_players}), got {player!r}")
@@ -404,7 +440,7 @@ def policy_kernel(game: MarkovGame, policies: Sequence[np.ndarray]) -> tuple[np.
     """State transition matrix ``P_pi`` (S, S) and rewards ``r_pi`` (n, S) of a profile."""
     policies = check_policies(game, policies)
     kernel, rewards, _, _ = _profile_kernels(
-        game.joint_transitions, game.joint_rewards, _pack(game, policies), _action_table(game), False
+        game.joint_transitions, game.joint_rewards, pack_policies(game, policies), joint_action_table(game), False
     )
     return kernel, rewards
 
@@ -440,8 +476,8 @@ def induced_mdp(
     """
     policies = check_policies(game, policies)
     player = _check_player(game, player)
-    table = _action_table(game)
-    weights = _joint_weights(_pack(game, policies), table, player)
+    table = joint_action_table(game)
+    weights = _joint_weights(pack_policies(game, policies), table, player)
     return _induced_mdp_kernel(
         game.joint_transitions,
         np.ascontiguousarray(game.joint_rewards[player]),
@@ -538,7 +574,7 @@ def nash_gap(game: MarkovGame, policies: Sequence[np.ndarray]) -> NashGap:
     """
     policies = check_policies(game, policies)
     kernel, rewards, induced_transitions, induced_rewards = _profile_kernels(
-        game.joint_transitions, game.joint_rewards, _pack(game, policies), _action_table(game), True
+        game.joint_transitions, game.joint_rewards, pack_policies(game, policies), joint_action_table(game), True
     )
     profile_values = _evaluate_kernel(kernel, rewards, game.gamma)
     improvements = np.empty(game.num_players)

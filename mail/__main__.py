@@ -1,0 +1,5 @@
+import sys
+
+from mail.cli import main
+
+sys.exit(main())

@@ -1,0 +1,283 @@
+"""The MAIL experiment: Nash gap against expert queries for BC, MAIL-BRO and MURMAIL.
+
+Each (algorithm, seed, query budget) is a separate run whose iteration count
+(and so its default step size) is set by the budget: a point of the curve is
+"the algorithm given N queries", not an intermediate point of a longer run.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from scipy import optimize, stats
+from tqdm.auto import tqdm
+
+from agents import tabular
+from envs import games
+from envs.markov_game import MarkovGame
+from mail.bc import bc, expert_dataset
+from mail.mail_bro import mail_bro
+from mail.murmail import murmail, queries_per_iteration
+from mail.oracle import ExpertOracle
+
+ALGORITHMS = ("bc", "mail-bro", "murmail")
+GAMES = ("lower-bound", "random-zero-sum")
+CSV_FIELDS = (
+    "game", "target_c", "c_single", "c_all", "algo", "seed", "budget", "iterations",
+    "expert_queries", "oracle_calls", "simulator_steps", "gap_last", "gap_average", "gap_sampled", "seconds",
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A game with its expert profile and the expert's computed concentrability."""
+
+    game: MarkovGame
+    expert: list[np.ndarray]
+    c_single: float
+    c_all: float
+
+
+def lower_bound_weight(target: float, c: float = 0.5) -> float:
+    """The expert mixing weight lambda whose *computed* single-policy concentrability is ``target``.
+
+    ``inf`` gives lambda = 1 (the expert never visits s1). Otherwise a root of
+    ``log C(lambda) - log target`` on [0.62, 1): C grows monotonically there.
+    """
+    if math.isinf(target):
+        return 1.0
+    game = games.lower_bound_game(c=c)
+
+    def gap(weight: float) -> float:
+        return math.log(tabular.concentrability(game, games.lower_bound_expert(weight)).single_policy) - math.log(target)
+
+    low, high = 0.62, 1.0 - 1e-12
+    if not gap(low) <= 0 <= gap(high):
+        raise ValueError(f"concentrability {target} is out of reach of the lower-bound expert family")
+    return float(optimize.brentq(gap, low, high, xtol=1e-15, rtol=1e-15))
+
+
+def make_setting(
+    game_name: str, concentrability: float = math.inf, num_states: int = 10, num_actions: int = 3,
+    seed: int = 0, c: float = 0.5,
+) -> Setting:
+    """The lower-bound game with an expert of the given concentrability, or a random
+    zero-sum game (seeded) with its Shapley-iteration equilibrium as the expert."""
+    if game_name == "lower-bound":
+        game = games.lower_bound_game(c=c)
+        expert = games.lower_bound_expert(lower_bound_weight(concentrability, c))
+    elif game_name == "random-zero-sum":
+        game = games.random_game(num_states, num_actions, seed=seed)
+        expert = tabular.zero_sum_equilibrium(game).policies
+    else:
+        raise ValueError(f"unknown game {game_name!r}; choose from {GAMES}")
+    coefficients = tabular.concentrability(game, expert)
+    return Setting(game, expert, coefficients.single_policy, coefficients.all_policy)
+
+
+def query_budgets(max_queries: int, num_points: int = 9, min_queries: int = 10) -> list[int]:
+    """Log-spaced budgets from ``min_queries`` to ``max_queries``."""
+    if max_queries < min_queries:
+        raise ValueError(f"max queries ({max_queries}) must be >= {min_queries}")
+    return sorted({int(round(b)) for b in np.geomspace(min_queries, max_queries, num_points)})
+
+
+def run_one(
+    setting: Setting, algo: str, budget: int, seed: int, inner: str = "ucbvi", inner_episodes: int = 5,
+) -> list[dict]:
+    """One run given ``budget`` expert queries; BC gives one row per default policy."""
+    game = setting.game
+    start = time.perf_counter()
+    if algo == "bc":
+        data = expert_dataset(game, setting.expert, budget, seed=seed)
+        results = [(f"bc-{default}", bc(game, data, default=default), 0) for default in ("uniform", "first")]
+    elif algo == "mail-bro":
+        iterations = budget // game.num_players
+        result = mail_bro(game, ExpertOracle(setting.expert, seed=seed), iterations, seed=seed, num_log_points=2)
+        results = [("mail-bro", result, iterations)]
+    elif algo == "murmail":
+        iterations = budget // queries_per_iteration(game, inner, inner_episodes)
+        result = murmail(game, ExpertOracle(setting.expert, seed=seed), iterations, inner=inner,
+                         inner_episodes=inner_episodes, seed=seed, num_log_points=2)
+        results = [("murmail" if inner == "ucbvi" else f"murmail-{inner}", result, iterations)]
+    else:
+        raise ValueError(f"unknown algorithm {algo!r}; choose from {ALGORITHMS}")
+    seconds = time.perf_counter() - start
+    rows = []
+    for name, result, iterations in results:
+        h = result.history
+        rows.append(dict(
+            algo=name, seed=seed, budget=budget, iterations=iterations,
+            expert_queries=h.expert_queries[-1], oracle_calls=h.oracle_calls[-1],
+            simulator_steps=h.simulator_steps[-1], gap_last=h.gap_last[-1],
+            gap_average=h.gap_average[-1], gap_sampled=h.gap_sampled[-1], seconds=seconds / len(results),
+        ))
+    return rows
+
+
+def run_grid(
+    game_name: str,
+    concentrability: float,
+    algos: Sequence[str],
+    budgets: Sequence[int],
+    seeds: Sequence[int],
+    num_states: int = 10,
+    num_actions: int = 3,
+    inner: str = "ucbvi",
+    inner_episodes: int = 5,
+    progress: bool = True,
+    log=print,
+) -> list[dict]:
+    """Every algorithm x seed x budget on one game; one tidy row per run (and BC default).
+
+    For the lower-bound game the expert is fixed and the seed drives the runs;
+    for random zero-sum games the seed also draws the game.
+    """
+    settings: dict[int, Setting] = {}
+    for seed in seeds:
+        if game_name == "lower-bound" and settings:
+            settings[seed] = next(iter(settings.values()))
+            continue
+        settings[seed] = make_setting(game_name, concentrability, num_states, num_actions, seed)
+    c_values = sorted({(s.c_single, s.c_all) for s in settings.values()})
+    label = f"{game_name}" + (f" C={concentrability:g}" if game_name == "lower-bound" else "")
+    if game_name == "lower-bound":
+        log(f"{label}: computed concentrability of the expert C = {c_values[0][0]:.6g}, C_max = {c_values[0][1]:.6g}")
+    else:
+        singles = [c for c, _ in c_values]
+        log(f"{label}: computed C per seed from {min(singles):.4g} to {max(singles):.4g} "
+            f"(median {np.median(singles):.4g})")
+    jobs = [(algo, seed, budget) for algo in algos for seed in seeds for budget in budgets]
+    rows = []
+    for algo, seed, budget in tqdm(jobs, desc=label, disable=not progress):
+        setting = settings[seed]
+        for row in run_one(setting, algo, budget, seed, inner, inner_episodes):
+            rows.append(dict(game=game_name, target_c=concentrability if game_name == "lower-bound" else math.nan,
+                             c_single=setting.c_single, c_all=setting.c_all, **row))
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_csv(path: Path) -> list[dict]:
+    """Read a results CSV; raises ``ValueError`` naming the file and line on bad content."""
+    integer = {"seed", "budget", "iterations", "expert_queries", "oracle_calls", "simulator_steps"}
+    text = {"game", "algo"}
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = set(CSV_FIELDS) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path} is not a MAIL results CSV: missing columns {sorted(missing)}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                rows.append({key: (row[key] if key in text else int(row[key]) if key in integer else float(row[key]))
+                             for key in CSV_FIELDS})
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{path}, line {line}: {error}") from None
+    return rows
+
+
+def panel_key(row: dict) -> str:
+    if row["game"] == "lower-bound":
+        return f"lower-bound, C = {row['target_c']:g}"
+    return "random zero-sum"
+
+
+def summarise(rows: list[dict], policy: str = "sampled") -> dict[str, dict[str, list[tuple]]]:
+    """Per panel and algorithm: (mean actual queries, mean gap, 95% half-width, seeds) per budget."""
+    grouped: dict[str, dict[str, dict[int, list[dict]]]] = {}
+    for row in rows:
+        grouped.setdefault(panel_key(row), {}).setdefault(row["algo"], {}).setdefault(row["budget"], []).append(row)
+    summary: dict[str, dict[str, list[tuple]]] = {}
+    for panel, by_algo in grouped.items():
+        for algo, by_budget in by_algo.items():
+            points = []
+            for budget, runs in sorted(by_budget.items()):
+                queries = np.mean([r["expert_queries"] for r in runs])
+                if queries <= 0:
+                    continue  # the budget did not buy a single iteration
+                gaps = np.array([r[f"gap_{policy}"] for r in runs])
+                half = stats.t.ppf(0.975, len(gaps) - 1) * gaps.std(ddof=1) / np.sqrt(len(gaps)) if len(gaps) > 1 else 0.0
+                points.append((float(queries), float(gaps.mean()), float(half), len(gaps)))
+            summary.setdefault(panel, {})[algo] = points
+    return summary
+
+
+COLORS = {"bc-uniform": "tab:orange", "bc-first": "tab:red", "mail-bro": "tab:blue",
+          "murmail": "tab:green", "murmail-exact": "tab:olive"}
+
+
+def plot(rows: list[dict], path: Path, policy: str = "sampled") -> None:
+    """Nash gap against expert queries (log x), mean and 95% t-band over seeds, one panel per setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarise(rows, policy)
+    panels = sorted(summary, key=lambda p: (p.startswith("random"), p))
+    columns = min(3, len(panels))
+    lines = math.ceil(len(panels) / columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(4.6 * columns, 3.6 * lines), squeeze=False)
+    for axis, panel in zip(axes.flat, panels):
+        for algo, points in sorted(summary[panel].items()):
+            if not points:
+                continue
+            x, mean, half, _ = map(np.array, zip(*points))
+            color = COLORS.get(algo)
+            axis.plot(x, mean, marker="o", markersize=3, label=algo, color=color)
+            axis.fill_between(x, np.maximum(mean - half, 0), mean + half, alpha=0.2, color=color, linewidth=0)
+        axis.set_xscale("log")
+        axis.set_title(panel, fontsize=10)
+        axis.set_xlabel("expert queries")
+        axis.set_ylabel(f"Nash gap ({policy} iterate)")
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(panels):]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def format_table(rows: list[dict]) -> str:
+    """Markdown, one table per panel: mean Nash gap over seeds of the sampled iterate (and of
+    the last iterate) for every algorithm and query budget; '-' where the budget did not buy
+    one iteration. Actual queries can fall short of the budget by less than one iteration's cost."""
+    grouped: dict[str, dict[str, dict[int, list[dict]]]] = {}
+    for row in rows:
+        grouped.setdefault(panel_key(row), {}).setdefault(row["algo"], {}).setdefault(row["budget"], []).append(row)
+    lines = []
+    for panel in sorted(grouped, key=lambda p: (p.startswith("random"), p)):
+        budgets = sorted({b for by_budget in grouped[panel].values() for b in by_budget})
+        lines.append(f"**{panel}**: mean Nash gap over seeds, sampled iterate (last iterate)\n")
+        lines.append("| algorithm \\ queries | " + " | ".join(f"{b:g}" for b in budgets) + " |")
+        lines.append("|---|" + "---|" * len(budgets))
+        for algo, by_budget in sorted(grouped[panel].items()):
+            cells = []
+            for budget in budgets:
+                runs = by_budget.get(budget, [])
+                if not runs or np.mean([r["expert_queries"] for r in runs]) <= 0:
+                    cells.append("-")
+                    continue
+                sampled = np.mean([r["gap_sampled"] for r in runs])
+                last = np.mean([r["gap_last"] for r in runs])
+                cells.append(f"{sampled:.3f} ({last:.3f})")
+            lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

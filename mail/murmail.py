@@ -1,0 +1,282 @@
+"""MURMAIL: multi-agent imitation learning without a best-response oracle.
+
+MAIL-BRO measures player i where an opponent's best response drives play;
+without a best-response oracle MURMAIL measures it where an opponent's
+*maximum-uncertainty response* drives play: the opponent policy ``y`` that
+maximises the learner's expected squared imitation error
+``E_{s ~ d^{(pi_i, y, pi_rest)}} ||pi_E,i(. | s) - pi_i(. | s)||^2``. That is an
+MDP for the opponent j, with everyone else folded into its dynamics
+(``P_j(s' | s, b) = E_{a_-j ~ pi_-j(s)} P(s' | s, a)``, contracting the *learner's*
+action index, not the opponent's) and an unknown reward, estimated without
+bias from two expert queries ``a, a' ~ pi_E,i(. | s)``::
+
+    rhat(s) = 1{a = a'} - 2 pi_i(a | s) + ||pi_i(. | s)||^2,
+    E[rhat(s)] = ||pi_E,i||^2 - 2 <pi_E,i, pi_i> + ||pi_i||^2 = ||pi_E,i(s) - pi_i(s)||^2.
+
+``inner="ucbvi"`` solves it from simulator interaction: ``inner_episodes``
+episodes of ``horizon`` steps (default ``ceil(3 / (1 - gamma))``), two queries at
+every visited state, the empirical model and reward planned on optimistically
+with a bonus ``bonus_scale * sqrt(log(S A T / delta) / N(s, b))`` (reward units;
+the worst-case theory multiplies it by ``r_max / (1 - gamma)``, which explores
+far longer). ``inner="exact"`` is the cheaper documented variant: ``pairs_per_state``
+query pairs at every state estimate the reward, and the opponent MDP is solved
+exactly. Then, as in MAIL-BRO, one state is sampled from the occupancy of the
+response, the expert is queried there and the learner takes a mirror-descent
+step. Every query, inner loop included, is counted.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from numba import njit
+from tqdm.auto import tqdm
+
+from agents import tabular
+from envs.markov_game import MarkovGame
+from mail import rollouts
+from mail.mail_bro import check_step_size, default_step_size, mirror_descent_update
+from mail.oracle import ExpertOracle
+from mail.result import IterateTracker, MailHistory, MailResult, check_budget, log_point, log_schedule
+
+INNER = ("ucbvi", "exact")
+#: Largest value of the squared imitation error ||p - q||_2^2 between distributions.
+MAX_SQUARED_ERROR = 2.0
+
+
+def squared_error_estimate(
+    first: np.ndarray, second: np.ndarray, learner_rows: np.ndarray
+) -> np.ndarray:
+    """Unbiased estimates of ``||pi_E(. | s) - pi(. | s)||^2`` from two expert actions per state.
+
+    Parameters
+    ----------
+    first, second:
+        Independent expert actions at the states, shape (m,).
+    learner_rows:
+        The learner's ``pi(. | s)`` at those states, shape (m, A).
+    """
+    picked = learner_rows[np.arange(len(first)), first]
+    return (first == second).astype(np.float64) - 2.0 * picked + (learner_rows**2).sum(axis=1)
+
+
+@njit(cache=True)
+def plan_optimistic(
+    counts: np.ndarray,
+    reward_sum: np.ndarray,
+    reward_visits: np.ndarray,
+    gamma: float,
+    horizon: int,
+    bonus_scale: float,
+    log_term: float,
+) -> np.ndarray:
+    """UCBVI planning: ``horizon`` optimistic Bellman backups on the empirical model.
+
+    Unvisited (s, b) pairs and unvisited states get the largest value, so the
+    greedy policy goes there. Returns the greedy actions (S,).
+    """
+    num_states, num_actions, _ = counts.shape
+    v_max = MAX_SQUARED_ERROR / (1.0 - gamma)
+    reward = np.empty(num_states)
+    for s in range(num_states):
+        if reward_visits[s] > 0:
+            reward[s] = min(max(reward_sum[s] / reward_visits[s], 0.0), MAX_SQUARED_ERROR)
+        else:
+            reward[s] = MAX_SQUARED_ERROR
+    visits = counts.sum(axis=2)
+    values = np.zeros(num_states)
+    q = np.full((num_states, num_actions), v_max)
+    for _ in range(horizon):
+        for s in range(num_states):
+            for b in range(num_actions):
+                n = visits[s, b]
+                if n == 0:
+                    q[s, b] = v_max
+                    continue
+                expected = 0.0
+                for t in range(num_states):
+                    expected += counts[s, b, t] * values[t]
+                bonus = bonus_scale * math.sqrt(log_term / n)
+                q[s, b] = min(v_max, reward[s] + bonus + gamma * expected / n)
+        for s in range(num_states):
+            values[s] = q[s].max()
+    greedy = np.empty(num_states, dtype=np.int64)
+    for s in range(num_states):
+        greedy[s] = np.argmax(q[s])
+    return greedy
+
+
+def default_horizon(gamma: float) -> int:
+    """``ceil(3 / (1 - gamma))`` steps per inner episode."""
+    return int(math.ceil(3.0 / (1.0 - gamma)))
+
+
+def queries_per_iteration(
+    game: MarkovGame,
+    inner: str = "ucbvi",
+    inner_episodes: int = 5,
+    horizon: int | None = None,
+    pairs_per_state: int = 1,
+) -> int:
+    """Expert queries MURMAIL makes per iteration, all players together."""
+    if inner == "ucbvi":
+        per_player = 2 * inner_episodes * (horizon or default_horizon(game.gamma)) + 1
+    else:
+        per_player = 2 * pairs_per_state * game.num_states + 1
+    return game.num_players * per_player
+
+
+def _ucbvi_response(
+    game: MarkovGame,
+    oracle: ExpertOracle,
+    packed: np.ndarray,
+    learner: int,
+    opponent: int,
+    inner_episodes: int,
+    horizon: int,
+    bonus_scale: float,
+    delta: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, int]:
+    """Maximum-uncertainty response of ``opponent`` by UCBVI; returns its actions and the steps taken."""
+    num_states = game.num_states
+    num_opponent_actions = game.num_actions[opponent]
+    counts = np.zeros((num_states, num_opponent_actions, num_states))
+    reward_sum = np.zeros(num_states)
+    reward_visits = np.zeros(num_states)
+    log_term = math.log(num_states * num_opponent_actions * inner_episodes * horizon / delta)
+    actions = plan_optimistic(counts, reward_sum, reward_visits, game.gamma, horizon, bonus_scale, log_term)
+    num_actions = np.asarray(game.num_actions, dtype=np.int64)
+    learner_policy = packed[learner, :, : game.num_actions[learner]]
+    for _ in range(inner_episodes):
+        visited = rollouts.episode(
+            game.joint_transitions, packed, num_actions, game.initial, opponent, actions, horizon, counts, rng
+        )
+        first = oracle.query_many(learner, visited)
+        second = oracle.query_many(learner, visited)
+        estimates = squared_error_estimate(first, second, learner_policy[visited])
+        np.add.at(reward_sum, visited, estimates)
+        np.add.at(reward_visits, visited, 1.0)
+        actions = plan_optimistic(counts, reward_sum, reward_visits, game.gamma, horizon, bonus_scale, log_term)
+    return actions, inner_episodes * horizon
+
+
+def _exact_response(
+    game: MarkovGame,
+    oracle: ExpertOracle,
+    policies: list[np.ndarray],
+    learner: int,
+    opponent: int,
+    pairs_per_state: int,
+) -> np.ndarray:
+    """Maximum-uncertainty response from ``pairs_per_state`` query pairs per state and an exact solve."""
+    states = np.repeat(np.arange(game.num_states), pairs_per_state)
+    first = oracle.query_many(learner, states)
+    second = oracle.query_many(learner, states)
+    estimates = squared_error_estimate(first, second, policies[learner][states])
+    reward = estimates.reshape(game.num_states, pairs_per_state).mean(axis=1)
+    transitions, _ = tabular.induced_mdp(game, policies, opponent)
+    num_opponent_actions = game.num_actions[opponent]
+    actions, _, _ = tabular.solve_mdp(transitions, np.repeat(reward[:, None], num_opponent_actions, axis=1), game.gamma)
+    return actions
+
+
+def murmail(
+    game: MarkovGame,
+    oracle: ExpertOracle,
+    num_iterations: int,
+    inner: Literal["ucbvi", "exact"] = "ucbvi",
+    inner_episodes: int = 5,
+    step_size: float | None = None,
+    seed: int | None = None,
+    horizon: int | None = None,
+    bonus_scale: float = 1.0,
+    delta: float = 0.1,
+    pairs_per_state: int = 1,
+    num_log_points: int = 12,
+    progress: bool = False,
+) -> MailResult:
+    """Run MURMAIL for ``num_iterations`` iterations (see the module docstring).
+
+    Parameters
+    ----------
+    game:
+        The Markov game; only its simulator is used to learn (``inner="exact"``
+        also solves the opponent MDP on the true model).
+    oracle:
+        The expert oracle; every query is counted on it.
+    num_iterations:
+        K outer iterations; each makes :func:`queries_per_iteration` queries.
+    inner:
+        ``"ucbvi"`` or ``"exact"``.
+    inner_episodes:
+        UCBVI episodes per response.
+    step_size:
+        Mirror-descent step; default ``sqrt(2 |S| log A_max / K)``.
+    seed:
+        Seeds the run's generator (rollouts, opponent draws, sampled iterate).
+    horizon:
+        Steps per UCBVI episode and planning backups; default ``ceil(3 / (1 - gamma))``.
+    bonus_scale, delta:
+        UCBVI bonus ``bonus_scale * sqrt(log(S A T / delta) / N)``.
+    pairs_per_state:
+        Query pairs per state for ``inner="exact"``.
+    num_log_points, progress:
+        History density and progress bar.
+    """
+    oracle.check_game(game)
+    num_iterations = check_budget("num_iterations", num_iterations)
+    if inner not in INNER:
+        raise ValueError(f"inner must be one of {INNER}, got {inner!r}")
+    if int(inner_episodes) != inner_episodes or inner_episodes < 1:
+        raise ValueError(f"inner_episodes must be a positive integer, got {inner_episodes!r}")
+    if int(pairs_per_state) != pairs_per_state or pairs_per_state < 1:
+        raise ValueError(f"pairs_per_state must be a positive integer, got {pairs_per_state!r}")
+    if bonus_scale < 0 or not 0 < delta < 1:
+        raise ValueError("need bonus_scale >= 0 and 0 < delta < 1")
+    if game.num_players < 2:
+        raise ValueError("MURMAIL needs at least two players (an opponent to respond)")
+    check_step_size(step_size)
+    horizon = default_horizon(game.gamma) if horizon is None else check_budget("horizon", horizon)
+    if horizon < 1:
+        raise ValueError("horizon must be >= 1")
+    eta = default_step_size(game, num_iterations) if step_size is None else float(step_size)
+    rng = np.random.default_rng(seed)
+    num_players = game.num_players
+    policies = tabular.uniform_policies(game)
+    tracker = IterateTracker(policies, rng)
+    num_actions = np.asarray(game.num_actions, dtype=np.int64)
+    initial = np.ascontiguousarray(game.initial)
+    start_queries = oracle.total_queries
+    simulator_steps = 0
+    history = MailHistory()
+    schedule = log_schedule(num_iterations, num_log_points)
+    log_point(history, game, tracker, 0, 0, 0, 0)
+    for k in tqdm(range(1, num_iterations + 1), disable=not progress, desc="MURMAIL", leave=False):
+        packed = tabular.pack_policies(game, policies)
+        updates = []
+        for i in range(num_players):
+            j = (1 - i) if num_players == 2 else int(rng.choice([p for p in range(num_players) if p != i]))
+            if inner == "ucbvi":
+                response, steps = _ucbvi_response(
+                    game, oracle, packed, i, j, inner_episodes, horizon, bonus_scale, delta, rng
+                )
+                simulator_steps += steps
+            else:
+                response = _exact_response(game, oracle, policies, i, j, pairs_per_state)
+            deviation = packed.copy()
+            deviation[j] = 0.0
+            deviation[j, np.arange(game.num_states), response] = 1.0
+            states, steps = rollouts.sample_occupancy_states(
+                game.joint_transitions, deviation, num_actions, initial, game.gamma, 1, rng
+            )
+            simulator_steps += steps
+            updates.append((states, oracle.query_many(i, states)))
+        for i, (states, actions) in enumerate(updates):
+            mirror_descent_update(policies[i], states, actions, eta)
+        tracker.add(policies)
+        if k in schedule:
+            log_point(history, game, tracker, k, oracle.total_queries - start_queries, 0, simulator_steps)
+    return tracker.result(history)
