@@ -18,6 +18,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
+	$(PY) scripts/reproduce_mail.py --quick
 
 # The whole suite, then the solver tests again as plain Python (NUMBA_DISABLE_JIT=1)
 # so the jitted kernels have pure-Python coverage too.
@@ -27,6 +28,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench_tabular.py
+	$(PY) scripts/bench_mail.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

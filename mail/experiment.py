@@ -196,6 +196,13 @@ def panel_key(row: dict) -> str:
     return "random zero-sum"
 
 
+def _panel_order(rows: list[dict]) -> list[str]:
+    """Panels sorted by game, then by numeric concentrability."""
+    keys = {panel_key(row): (row["game"] != "lower-bound", row["target_c"] if row["game"] == "lower-bound" else 0.0)
+            for row in rows}
+    return sorted(keys, key=keys.get)
+
+
 def summarise(rows: list[dict], policy: str = "sampled") -> dict[str, dict[str, list[tuple]]]:
     """Per panel and algorithm: (mean actual queries, mean gap, 95% half-width, seeds) per budget."""
     grouped: dict[str, dict[str, dict[int, list[dict]]]] = {}
@@ -228,7 +235,7 @@ def plot(rows: list[dict], path: Path, policy: str = "sampled") -> None:
     import matplotlib.pyplot as plt
 
     summary = summarise(rows, policy)
-    panels = sorted(summary, key=lambda p: (p.startswith("random"), p))
+    panels = [panel for panel in _panel_order(rows) if panel in summary]
     columns = min(3, len(panels))
     lines = math.ceil(len(panels) / columns)
     figure, axes = plt.subplots(lines, columns, figsize=(4.6 * columns, 3.6 * lines), squeeze=False)
@@ -263,7 +270,7 @@ def format_table(rows: list[dict]) -> str:
     for row in rows:
         grouped.setdefault(panel_key(row), {}).setdefault(row["algo"], {}).setdefault(row["budget"], []).append(row)
     lines = []
-    for panel in sorted(grouped, key=lambda p: (p.startswith("random"), p)):
+    for panel in _panel_order(rows):
         budgets = sorted({b for by_budget in grouped[panel].values() for b in by_budget})
         lines.append(f"**{panel}**: mean Nash gap over seeds, sampled iterate (last iterate)\n")
         lines.append("| algorithm \\ queries | " + " | ".join(f"{b:g}" for b in budgets) + " |")
