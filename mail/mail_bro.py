@@ -63,6 +63,13 @@ def mirror_descent_update(
             policy[s, a] = logits[a] / total
 
 
+def draw_opponent(player: int, num_players: int, rng: np.random.Generator) -> int:
+    """The other player of a two-player game; with more, one of the others uniformly."""
+    if num_players == 2:
+        return 1 - player
+    return int(rng.choice([p for p in range(num_players) if p != player]))
+
+
 def check_step_size(step_size: float | None) -> None:
     if step_size is not None and not step_size > 0:
         raise ValueError(f"step_size must be > 0, got {step_size}")
@@ -122,21 +129,17 @@ def mail_bro(
         packed = tabular.pack_policies(game, policies)
         updates = []
         for i in range(num_players):
-            # Two players: j is the other one. More: uniformly among the others.
-            j = (1 - i) if num_players == 2 else int(rng.choice([p for p in range(num_players) if p != i]))
             if num_players == 1:
-                j = i
-            deviation = packed.copy()
-            if j != i:
+                states, steps = rollouts.sample_occupancy_states(
+                    game.joint_transitions, packed, num_actions, initial, game.gamma, batch_size, rng
+                )
+            else:
+                j = draw_opponent(i, num_players, rng)
                 br_actions, _ = tabular.best_response_kernel(
                     game.joint_transitions, rewards[j], packed, table, j, game.gamma
                 )
                 oracle_calls += 1
-                deviation[j] = 0.0
-                deviation[j, np.arange(game.num_states), br_actions] = 1.0
-            states, steps = rollouts.sample_occupancy_states(
-                game.joint_transitions, deviation, num_actions, initial, game.gamma, batch_size, rng
-            )
+                states, steps = rollouts.sample_with_deviation(game, packed, j, br_actions, batch_size, rng)
             simulator_steps += steps
             updates.append((states, oracle.query_many(i, states)))
         for i, (states, actions) in enumerate(updates):

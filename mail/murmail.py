@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from agents import tabular
 from envs.markov_game import MarkovGame
 from mail import rollouts
-from mail.mail_bro import check_step_size, default_step_size, mirror_descent_update
+from mail.mail_bro import check_step_size, default_step_size, draw_opponent, mirror_descent_update
 from mail.oracle import ExpertOracle
 from mail.result import IterateTracker, MailHistory, MailResult, check_budget, log_point, log_schedule
 
@@ -247,8 +247,6 @@ def murmail(
     num_players = game.num_players
     policies = tabular.uniform_policies(game)
     tracker = IterateTracker(policies, rng)
-    num_actions = np.asarray(game.num_actions, dtype=np.int64)
-    initial = np.ascontiguousarray(game.initial)
     start_queries = oracle.total_queries
     simulator_steps = 0
     history = MailHistory()
@@ -258,7 +256,7 @@ def murmail(
         packed = tabular.pack_policies(game, policies)
         updates = []
         for i in range(num_players):
-            j = (1 - i) if num_players == 2 else int(rng.choice([p for p in range(num_players) if p != i]))
+            j = draw_opponent(i, num_players, rng)
             if inner == "ucbvi":
                 response, steps = _ucbvi_response(
                     game, oracle, packed, i, j, inner_episodes, horizon, bonus_scale, delta, rng
@@ -266,12 +264,7 @@ def murmail(
                 simulator_steps += steps
             else:
                 response = _exact_response(game, oracle, policies, i, j, pairs_per_state)
-            deviation = packed.copy()
-            deviation[j] = 0.0
-            deviation[j, np.arange(game.num_states), response] = 1.0
-            states, steps = rollouts.sample_occupancy_states(
-                game.joint_transitions, deviation, num_actions, initial, game.gamma, 1, rng
-            )
+            states, steps = rollouts.sample_with_deviation(game, packed, j, response, 1, rng)
             simulator_steps += steps
             updates.append((states, oracle.query_many(i, states)))
         for i, (states, actions) in enumerate(updates):

@@ -9,20 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-
-@njit(cache=True)
-def categorical(probabilities: np.ndarray, u: float) -> int:
-    """Inverse-CDF draw from ``probabilities`` with a uniform ``u``."""
-    total = 0.0
-    for i in range(probabilities.shape[0]):
-        total += probabilities[i]
-        if u < total:
-            return i
-    # Rounding can leave the total a hair below 1: return the last positive entry.
-    for i in range(probabilities.shape[0] - 1, -1, -1):
-        if probabilities[i] > 0.0:
-            return i
-    return 0
+from agents.sampling import categorical
 
 
 @njit(cache=True)
@@ -125,3 +112,22 @@ def sample_trajectory_states(
             if t < length:
                 state = _step(joint_transitions, packed, num_actions, state, rng)
     return states
+
+
+def sample_with_deviation(
+    game,
+    packed: np.ndarray,
+    player: int,
+    actions: np.ndarray,
+    count: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, int]:
+    """``count`` states from the occupancy of the profile where ``player`` plays the
+    deterministic ``actions`` (S,) instead of its packed policy; returns states and steps."""
+    deviation = packed.copy()
+    deviation[player] = 0.0
+    deviation[player, np.arange(game.num_states), actions] = 1.0
+    return sample_occupancy_states(
+        game.joint_transitions, deviation, np.asarray(game.num_actions, dtype=np.int64),
+        np.ascontiguousarray(game.initial), game.gamma, count, rng,
+    )

@@ -37,6 +37,7 @@ from numba import njit
 from tqdm.auto import tqdm
 
 from agents import tabular
+from agents.sampling import categorical
 from envs.markov_game import MarkovGame
 
 CRITICS = ("optimistic", "min", "ucb")
@@ -161,28 +162,18 @@ def _occupancy_samples(
     next_states = np.empty(count, dtype=np.int64)
     steps = 0
     for n in range(count):
-        s = _categorical(initial, rng.random())
+        s = categorical(initial, rng.random())
         # P(T = t) = (1 - gamma) gamma^t makes s_T distributed as d^pi.
         length = rng.geometric(1.0 - gamma) - 1
         for _ in range(length):
-            a = _categorical(policy[s], rng.random())
-            s = _categorical(transitions[s, a], rng.random())
-        a = _categorical(policy[s], rng.random())
+            a = categorical(policy[s], rng.random())
+            s = categorical(transitions[s, a], rng.random())
+        a = categorical(policy[s], rng.random())
         states[n] = s
         actions[n] = a
-        next_states[n] = _categorical(transitions[s, a], rng.random())
+        next_states[n] = categorical(transitions[s, a], rng.random())
         steps += length + 1
     return states, actions, next_states, steps
-
-
-@njit(cache=True)
-def _categorical(probabilities: np.ndarray, u: float) -> int:
-    total = 0.0
-    for i in range(probabilities.shape[0]):
-        total += probabilities[i]
-        if u < total:
-            return i
-    return probabilities.shape[0] - 1
 
 
 # ----------------------------------------------------------- algorithm
