@@ -7,7 +7,6 @@ Each (algorithm, seed, query budget) is a separate run whose iteration count
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import numpy as np
 from scipy import optimize, stats
 from tqdm.auto import tqdm
 
-from agents import tabular
+from agents import records, tabular
 from envs import games
 from envs.markov_game import MarkovGame
 from mail.bc import bc, expert_dataset
@@ -28,10 +27,12 @@ from mail.oracle import ExpertOracle
 
 ALGORITHMS = ("bc", "mail-bro", "murmail")
 GAMES = ("lower-bound", "random-zero-sum")
-CSV_FIELDS = (
-    "game", "target_c", "c_single", "c_all", "algo", "seed", "budget", "iterations",
-    "expert_queries", "oracle_calls", "simulator_steps", "gap_last", "gap_average", "gap_sampled", "seconds",
-)
+#: Columns of a results CSV and their types.
+CSV_FIELDS = {
+    "game": str, "target_c": float, "c_single": float, "c_all": float, "algo": str, "seed": int,
+    "budget": int, "iterations": int, "expert_queries": int, "oracle_calls": int, "simulator_steps": int,
+    "gap_last": float, "gap_average": float, "gap_sampled": float, "seconds": float,
+}
 
 
 @dataclass(frozen=True)
@@ -164,30 +165,12 @@ def run_grid(
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    records.write_rows(rows, path, CSV_FIELDS)
 
 
 def read_csv(path: Path) -> list[dict]:
-    """Read a results CSV; raises ``ValueError`` naming the file and line on bad content."""
-    integer = {"seed", "budget", "iterations", "expert_queries", "oracle_calls", "simulator_steps"}
-    text = {"game", "algo"}
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = set(CSV_FIELDS) - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path} is not a MAIL results CSV: missing columns {sorted(missing)}")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                rows.append({key: (row[key] if key in text else int(row[key]) if key in integer else float(row[key]))
-                             for key in CSV_FIELDS})
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"{path}, line {line}: {error}") from None
-    return rows
+    """Read a results CSV; raises ``ValueError`` naming the file and what is wrong with it."""
+    return records.read_rows(path, CSV_FIELDS, "MAIL results")
 
 
 def panel_key(row: dict) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -11,6 +10,7 @@ import numpy as np
 from scipy import stats
 from tqdm.auto import tqdm
 
+from agents import records
 from envs import mdps
 from envs.markov_game import MarkovGame
 from soar import tabular
@@ -22,10 +22,11 @@ ENVIRONMENTS: dict[str, Callable[[], MarkovGame]] = {
     "gridworld": mdps.random_gridworld,
 }
 
-CSV_FIELDS = (
-    "env", "critic", "occupancy", "beta", "num_critics", "seed",
-    "iteration", "samples", "env_steps", "value", "expert_value", "cost_loss",
-)
+#: Columns of a sweep CSV and their types.
+CSV_FIELDS = {
+    "env": str, "critic": str, "occupancy": str, "beta": float, "num_critics": int, "seed": int,
+    "iteration": int, "samples": int, "env_steps": int, "value": float, "expert_value": float, "cost_loss": float,
+}
 
 
 @dataclass(frozen=True)
@@ -78,34 +79,12 @@ def run_sweep(
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    records.write_rows(rows, path, CSV_FIELDS)
 
 
 def read_csv(path: Path) -> list[dict]:
-    """Read a sweep CSV; raises ``ValueError`` naming the file if columns are missing."""
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = set(CSV_FIELDS) - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path} is not a SOAR sweep CSV: missing columns {sorted(missing)}")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                rows.append({
-                    **row,
-                    "beta": float(row["beta"]), "num_critics": int(row["num_critics"]),
-                    "seed": int(row["seed"]), "iteration": int(row["iteration"]),
-                    "samples": int(row["samples"]), "env_steps": int(row["env_steps"]),
-                    "value": float(row["value"]), "expert_value": float(row["expert_value"]),
-                    "cost_loss": float(row["cost_loss"]),
-                })
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"{path}, line {line}: {error}") from None
-    return rows
+    """Read a sweep CSV; raises ``ValueError`` naming the file and what is wrong with it."""
+    return records.read_rows(path, CSV_FIELDS, "SOAR sweep")
 
 
 def _runs(rows: list[dict]) -> dict[int, dict[int, list[dict]]]:
