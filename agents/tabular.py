@@ -553,8 +553,16 @@ def best_response(game: MarkovGame, policies: Sequence[np.ndarray], player: int)
     Solves the induced MDP by policy iteration; ``value`` is the best-response
     value at the initial distribution, ``max_pi_i V_i^{(pi_i, pi_-i)}(rho_0)``.
     """
-    transitions, rewards = induced_mdp(game, policies, player)
-    actions, state_values, _ = solve_mdp(transitions, rewards, game.gamma)
+    policies = check_policies(game, policies)
+    player = _check_player(game, player)
+    actions, state_values = best_response_kernel(
+        game.joint_transitions,
+        np.ascontiguousarray(game.joint_rewards[player]),
+        pack_policies(game, policies),
+        joint_action_table(game),
+        player,
+        game.gamma,
+    )
     return BestResponse(_one_hot(actions, game.num_actions[player]), float(game.initial @ state_values))
 
 
