@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from agents.networks import EnsembleMLP, TanhGaussianActor
+from agents.policies import GaussianPolicy
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -175,6 +176,26 @@ class SAC:
             action = self.actor.deterministic(tensor) if deterministic else self.actor.sample(tensor, self.generator)[0]
         return action.numpy()
 
+    def act(self, obs: np.ndarray, deterministic: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
+        """:class:`~agents.policies.Policy` interface (the agent's own generator draws the noise)."""
+        return self.predict(obs, deterministic=deterministic)
+
+    def log_prob(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Log-density of ``actions`` under the current actor."""
+        return self.policy().log_prob(obs, actions)
+
+    def q_values(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """:class:`~agents.policies.Critic` interface: every member's Q value, shape ``(2L, N)``
+        (members ``2l`` and ``2l + 1`` form pair ``l``)."""
+        obs = np.asarray(obs, dtype=np.float32).reshape(-1, self.obs_dim)
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.reshape(len(obs), -1).shape[1] != self.act_dim:
+            raise ValueError(f"actions must have shape (N, {self.act_dim}) for {len(obs)} observations, got {actions.shape}")
+        actions = actions.reshape(len(obs), self.act_dim)
+        inputs = torch.from_numpy(np.concatenate([obs, actions], axis=1))
+        with torch.no_grad():
+            return self.critic(inputs.expand(2 * self.num_q_pairs, *inputs.shape)).squeeze(-1).numpy()
+
     # --------------------------------------------------------------- critics
     def pair_values(self, critic: torch.nn.Module, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Q values of every member, shape (2L, B), for per-pair inputs of shape (L, B, d).
@@ -284,7 +305,8 @@ class SAC:
         try:
             state = torch.load(path, weights_only=True)
         except Exception as error:  # corrupt or foreign file
-            raise ValueError(f"{path} is not a readable SAC checkpoint: {error}") from None
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"{path} is not a readable SAC checkpoint ({first_line})") from None
         if int(state.get("num_q_pairs", -1)) != self.num_q_pairs:
             raise ValueError(f"{path} holds {int(state.get('num_q_pairs', -1))} critic pairs, this agent has {self.num_q_pairs}")
         self.actor.load_state_dict(state["actor"])
@@ -305,6 +327,10 @@ class SAC:
             self.buffer.size, self.buffer.position = size, size % self.buffer.capacity
         return self
 
-    def save_policy(self, path: str | Path) -> None:
-        """The actor alone, for deployment."""
-        torch.save({"actor": self.actor.state_dict()}, path)
+    def policy(self, env_id: str = "") -> GaussianPolicy:
+        """A detached copy of the actor as a deployable :class:`~agents.policies.GaussianPolicy`."""
+        return GaussianPolicy(copy.deepcopy(self.actor).eval(), env_id)
+
+    def save_policy(self, path: str | Path, env_id: str = "") -> None:
+        """The actor alone, for deployment (read back with :func:`agents.policies.load_policy`)."""
+        self.policy(env_id).save(path)

@@ -65,6 +65,46 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mirror-descent step size eta (default: %(default)s)")
     sweep.add_argument("--out", type=Path, required=True, help="output directory")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    expert = commands.add_parser("expert", help="train experts and roll them out into demonstrations")
+    expert_commands = expert.add_subparsers(dest="expert_command", required=True)
+    train = expert_commands.add_parser(
+        "train", help="train a SAC expert (resumes from DIR/checkpoint)",
+        description="Train a SAC expert with stable-baselines3 (rl-zoo3 MuJoCo hyperparameters) or this "
+        "toolkit's SAC; evaluate it every --eval-every steps and keep the best deterministic policy as "
+        "DIR/policy.pt. Re-running the same command resumes an interrupted run.",
+    )
+    train.add_argument("--env", required=True, help="Gymnasium id, e.g. Hopper-v5")
+    train.add_argument("--steps", type=_positive_int, required=True, help="total environment steps")
+    train.add_argument("--out", type=Path, required=True, help="output directory")
+    train.add_argument("--algorithm", choices=("sb3", "soar"), default="sb3",
+                       help="stable-baselines3 SAC or this toolkit's SAC (default: %(default)s)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    train.add_argument("--eval-every", type=_positive_int, default=10_000,
+                       help="environment steps between evaluations (default: %(default)s)")
+    train.add_argument("--eval-episodes", type=_positive_int, default=5,
+                       help="deterministic episodes per evaluation (default: %(default)s)")
+    train.add_argument("--checkpoint-every", type=_positive_int, default=50_000,
+                       help="environment steps between checkpoints (default: %(default)s)")
+    train.add_argument("--learning-starts", type=int, default=10_000,
+                       help="uniformly random steps before learning (default: %(default)s, rl-zoo3's)")
+    train.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default: %(default)s)")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    rollout = expert_commands.add_parser(
+        "rollout", help="roll a policy out into a demonstration file",
+        description="Roll a policy (this toolkit's policy.pt, or a stable-baselines3 SAC .zip, read without "
+        "unpickling) out for whole episodes and write them, with their return statistics, as an .npz "
+        "demonstration file (format: agents/demonstrations.py).",
+    )
+    rollout.add_argument("--policy", type=Path, required=True, help="policy file")
+    rollout.add_argument("--env", default=None, help="Gymnasium id (default: the one stored in the policy file)")
+    rollout.add_argument("--episodes", type=_positive_int, default=16, help="episodes (default: %(default)s)")
+    rollout.add_argument("--seed", type=int, default=0, help="first reset seed (default: %(default)s)")
+    rollout.add_argument("--stochastic", action="store_true",
+                         help="sample actions instead of acting with the policy's mean")
+    rollout.add_argument("--out", type=Path, required=True, help="demonstration file to write (.npz)")
+    rollout.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
@@ -87,10 +127,65 @@ def run_tabular(args: argparse.Namespace) -> None:
     print(f"wrote {out / 'soar_tabular.csv'}, {out / 'soar_tabular.png'}, {out / 'summary.md'} ({elapsed:.1f} s)")
 
 
+def run_expert_train(args: argparse.Namespace) -> None:
+    import torch
+
+    from agents.experts import train_expert
+
+    torch.set_num_threads(args.threads)
+    try:
+        result = train_expert(
+            args.env, args.steps, args.out, algorithm=args.algorithm, seed=args.seed, eval_every=args.eval_every,
+            eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
+            learning_starts=args.learning_starts, progress=not args.no_progress,
+        )
+    except gymnasium_errors() as error:
+        raise SystemExit(f"soar expert train: {error}") from None
+    print(f"best deterministic return {result.best_return:.1f}; policy at {result.policy_path}")
+
+
+def run_expert_rollout(args: argparse.Namespace) -> None:
+    import gymnasium
+
+    from agents.demonstrations import Demonstrations, collect, save_demonstrations
+    from agents.policies import load_policy
+
+    try:
+        policy = load_policy(args.policy)
+        env_id = args.env or policy.env_id
+        if not env_id:
+            raise ValueError(f"{args.policy} does not record its environment: pass --env")
+        env = gymnasium.make(env_id)
+        if env.observation_space.shape != (policy.obs_dim,) or env.action_space.shape != (policy.act_dim,):
+            raise ValueError(
+                f"{args.policy} maps {policy.obs_dim} observations to {policy.act_dim} actions, but {env_id} has "
+                f"observation shape {env.observation_space.shape} and action shape {env.action_space.shape}"
+            )
+        mode = "stochastic" if args.stochastic else "deterministic"
+        trajectories = collect(policy, env, args.episodes, seed=args.seed, deterministic=not args.stochastic,
+                               progress=not args.no_progress)
+    except (*gymnasium_errors(), FileNotFoundError) as error:
+        raise SystemExit(f"soar expert rollout: {error}") from None
+    demos = Demonstrations(trajectories, env_id=env_id,
+                           source=f"{args.policy.name}, {mode}, seeds {args.seed}..{args.seed + args.episodes - 1}")
+    save_demonstrations(demos, args.out)
+    print(f"wrote {args.out}: {demos.summary()}")
+
+
+def gymnasium_errors() -> tuple[type[Exception], ...]:
+    import gymnasium
+
+    return (gymnasium.error.Error, ValueError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "tabular":
         run_tabular(args)
+    elif args.command == "expert" and args.expert_command == "train":
+        run_expert_train(args)
+    elif args.command == "expert" and args.expert_command == "rollout":
+        run_expert_rollout(args)
     return 0
 
 

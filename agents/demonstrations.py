@@ -1,0 +1,322 @@
+"""Expert demonstrations: one file format, rollouts that make it, converters to other layouts.
+
+File format (``.npz``, read with ``allow_pickle=False``; version 1). ``N`` trajectories,
+trajectory ``i`` has ``T_i`` transitions and ``T_i + 1`` observations; arrays are the
+trajectories concatenated in order:
+
+=================  ==========================  =============================================
+key                shape / dtype               meaning
+=================  ==========================  =============================================
+``obs``            ``(sum(T_i + 1), obs_dim)``  observations, the final one included
+``acts``           ``(sum(T_i), act_dim)``      actions
+``rewards``        ``(sum(T_i),)`` float        environment rewards
+``lengths``        ``(N,)`` int                ``T_i``
+``terminated``     ``(N,)`` bool               ended in a terminal state (MDP termination)
+``truncated``      ``(N,)`` bool               cut by a time limit (the final obs is not terminal)
+``env_id``         0-d str                     Gymnasium id (``""`` if unknown)
+``return_mean``    0-d float                   mean undiscounted return of the trajectories
+``return_std``     0-d float                   their standard deviation
+``source``         0-d str                     what made them (policy file, command)
+``format``         0-d str                     ``"soar-mail/demonstrations/1"``
+=================  ==========================  =============================================
+
+Converters write and read the ``imitation`` library's trajectory layout
+(``obs[T+1], acts[T], infos, terminal[, rews]``) and Minari's episode layout
+(``observations[T+1], actions[T], rewards[T], terminations[T], truncations[T]``)
+as plain dictionaries of arrays; neither package is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from agents.policies import Policy
+
+FORMAT = "soar-mail/demonstrations/1"
+_ARRAY_KEYS = ("obs", "acts", "rewards", "lengths", "terminated", "truncated")
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One episode (or its first ``T`` steps): ``obs[T+1]``, ``acts[T]``, ``rewards[T]``."""
+
+    obs: np.ndarray
+    acts: np.ndarray
+    rewards: np.ndarray
+    terminated: bool
+    truncated: bool
+
+    def __post_init__(self) -> None:
+        T = len(self.acts)
+        if self.obs.ndim != 2 or self.acts.ndim != 2:
+            raise ValueError(f"obs and acts must be 2-D (time, dim), got shapes {self.obs.shape} and {self.acts.shape}")
+        if len(self.obs) != T + 1 or self.rewards.shape != (T,):
+            raise ValueError(
+                f"a trajectory of {T} actions needs {T + 1} observations and {T} rewards, "
+                f"got {len(self.obs)} and {self.rewards.shape}"
+            )
+        if self.terminated and self.truncated:
+            raise ValueError("a trajectory cannot be both terminated and truncated")
+
+    def __len__(self) -> int:
+        return len(self.acts)
+
+    @property
+    def episode_return(self) -> float:
+        return float(self.rewards.sum())
+
+
+@dataclass
+class Demonstrations:
+    """Trajectories with the statistics and provenance stored beside them."""
+
+    trajectories: list[Trajectory]
+    env_id: str = ""
+    source: str = ""
+    returns: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.trajectories:
+            raise ValueError("demonstrations need at least one trajectory")
+        dims = {(t.obs.shape[1], t.acts.shape[1]) for t in self.trajectories}
+        if len(dims) != 1:
+            raise ValueError(f"trajectories disagree on (obs_dim, act_dim): {sorted(dims)}")
+        self.returns = np.array([t.episode_return for t in self.trajectories])
+
+    def __len__(self) -> int:
+        return len(self.trajectories)
+
+    @property
+    def return_mean(self) -> float:
+        return float(self.returns.mean())
+
+    @property
+    def return_std(self) -> float:
+        return float(self.returns.std())
+
+    @property
+    def num_transitions(self) -> int:
+        return sum(len(t) for t in self.trajectories)
+
+    def transitions(self) -> dict[str, np.ndarray]:
+        """Flat ``obs, acts, next_obs, rewards, terminated`` arrays over all trajectories.
+
+        ``terminated`` is true only on the last transition of a terminated trajectory,
+        so time-limit truncations are not mistaken for terminal states.
+        """
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "acts", "next_obs", "rewards", "terminated")}
+        for t in self.trajectories:
+            parts["obs"].append(t.obs[:-1])
+            parts["next_obs"].append(t.obs[1:])
+            parts["acts"].append(t.acts)
+            parts["rewards"].append(t.rewards)
+            done = np.zeros(len(t), dtype=bool)
+            done[-1:] = t.terminated
+            parts["terminated"].append(done)
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+    def summary(self) -> str:
+        lengths = [len(t) for t in self.trajectories]
+        return (
+            f"{len(self)} trajectories of {self.env_id or 'an unknown environment'}, "
+            f"{self.num_transitions} transitions (length {min(lengths)}..{max(lengths)}), "
+            f"return {self.return_mean:.1f} +- {self.return_std:.1f}"
+        )
+
+
+# ---------------------------------------------------------------- file format
+def save_demonstrations(demos: Demonstrations, path: str | Path) -> None:
+    """Write ``demos`` in the format of the module docstring (compressed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ts = demos.trajectories
+    np.savez_compressed(
+        path,
+        obs=np.concatenate([t.obs for t in ts]).astype(np.float32),
+        acts=np.concatenate([t.acts for t in ts]).astype(np.float32),
+        rewards=np.concatenate([t.rewards for t in ts]).astype(np.float32),
+        lengths=np.array([len(t) for t in ts], dtype=np.int64),
+        terminated=np.array([t.terminated for t in ts]),
+        truncated=np.array([t.truncated for t in ts]),
+        env_id=np.array(demos.env_id),
+        return_mean=np.array(demos.return_mean),
+        return_std=np.array(demos.return_std),
+        source=np.array(demos.source),
+        format=np.array(FORMAT),
+    )
+
+
+def load_demonstrations(path: str | Path) -> Demonstrations:
+    """Read a file written by :func:`save_demonstrations`, checking every array against the others.
+
+    Raises ``ValueError`` naming the file and the problem for anything that is not a
+    consistent demonstration file (and never unpickles: ``allow_pickle=False``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no demonstration file at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable .npz demonstration file: {error}") from None
+    missing = [k for k in _ARRAY_KEYS if k not in arrays]
+    if missing:
+        raise ValueError(f"{path} is not a demonstration file: missing arrays {missing}")
+    if "format" in arrays and str(arrays["format"]) != FORMAT:
+        raise ValueError(f"{path} has format {str(arrays['format'])!r}, this toolkit reads {FORMAT!r}")
+    lengths = arrays["lengths"].astype(np.int64)
+    obs, acts, rewards = arrays["obs"], arrays["acts"], arrays["rewards"]
+    n = len(lengths)
+    problems = []
+    if lengths.ndim != 1 or n == 0 or np.any(lengths < 0):
+        problems.append(f"lengths must be a non-empty 1-D array of counts >= 0, got {lengths}")
+    elif obs.ndim != 2 or acts.ndim != 2:
+        problems.append(f"obs and acts must be 2-D, got shapes {obs.shape} and {acts.shape}")
+    elif len(obs) != lengths.sum() + n or len(acts) != lengths.sum() or rewards.shape != (lengths.sum(),):
+        problems.append(
+            f"lengths sum to {lengths.sum()} transitions over {n} trajectories, so obs needs "
+            f"{lengths.sum() + n} rows, acts and rewards {lengths.sum()}; got {len(obs)}, {len(acts)}, {rewards.shape}"
+        )
+    for key in ("terminated", "truncated"):
+        if arrays[key].shape != (n,):
+            problems.append(f"{key} must have one flag per trajectory ({n}), got shape {arrays[key].shape}")
+    for key in ("obs", "acts", "rewards"):
+        if np.issubdtype(arrays[key].dtype, np.number) and not np.all(np.isfinite(arrays[key])):
+            problems.append(f"{key} holds NaN or infinite values")
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
+    obs_starts = np.concatenate([[0], np.cumsum(lengths + 1)])
+    act_starts = np.concatenate([[0], np.cumsum(lengths)])
+    trajectories = [
+        Trajectory(
+            obs[obs_starts[i]: obs_starts[i + 1]], acts[act_starts[i]: act_starts[i + 1]],
+            rewards[act_starts[i]: act_starts[i + 1]],
+            bool(arrays["terminated"][i]), bool(arrays["truncated"][i]),
+        )
+        for i in range(n)
+    ]
+    text = {k: str(arrays[k]) if k in arrays else "" for k in ("env_id", "source")}
+    return Demonstrations(trajectories, env_id=text["env_id"], source=text["source"])
+
+
+# ------------------------------------------------------------------- rollouts
+def collect(
+    policy: Policy,
+    env: gym.Env,
+    episodes: int,
+    seed: int = 0,
+    deterministic: bool = False,
+    progress: bool = False,
+) -> list[Trajectory]:
+    """Roll ``policy`` out for ``episodes`` whole episodes (reset seeds ``seed, seed + 1, ...``)."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    rng = np.random.default_rng(seed)
+    trajectories = []
+    for episode in tqdm(range(episodes), disable=not progress, desc="rollouts", unit="episode"):
+        obs, _ = env.reset(seed=seed + episode)
+        observations, actions, rewards = [obs], [], []
+        terminated = truncated = False
+        while not (terminated or truncated):
+            action = policy.act(obs, deterministic=deterministic, rng=rng)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            observations.append(obs)
+            actions.append(np.asarray(action, dtype=np.float32).reshape(-1))
+            rewards.append(float(reward))
+        # Discrete observations (tabular environments) become one column.
+        obs_array = np.asarray(observations, dtype=np.float32).reshape(len(observations), -1)
+        trajectories.append(Trajectory(
+            obs_array, np.asarray(actions, dtype=np.float32),
+            np.asarray(rewards, dtype=np.float32), bool(terminated), bool(truncated and not terminated),
+        ))
+    return trajectories
+
+
+# ----------------------------------------------------------------- converters
+def _field(item: Any, name: str) -> Any:
+    if isinstance(item, Mapping):
+        return item[name] if name in item else None
+    return getattr(item, name, None)
+
+
+def to_imitation(demos: Demonstrations) -> list[dict[str, Any]]:
+    """``imitation``'s ``TrajectoryWithRew`` fields as dicts: ``obs, acts, rews, infos, terminal``.
+
+    ``imitation`` marks every complete episode ``terminal=True`` (time-limit or not), so
+    the terminated/truncated distinction is kept in each step's ``infos`` the way
+    Gymnasium's old ``TimeLimit`` did (``"TimeLimit.truncated"`` on the last step).
+    """
+    out = []
+    for t in demos.trajectories:
+        infos = np.array([{} for _ in range(len(t))], dtype=object)
+        if len(t):
+            infos[-1] = {"TimeLimit.truncated": t.truncated}
+        out.append({"obs": t.obs, "acts": t.acts, "rews": t.rewards, "infos": infos, "terminal": True})
+    return out
+
+
+def from_imitation(trajectories: Iterable[Any], env_id: str = "", source: str = "imitation") -> Demonstrations:
+    """Build demonstrations from ``imitation`` trajectories (objects or dicts with ``obs, acts[, rews, infos, terminal]``).
+
+    A terminal trajectory counts as truncated when its last info says
+    ``TimeLimit.truncated``, else as terminated; a non-terminal fragment as truncated.
+    Rewards default to zero when the trajectories carry none.
+    """
+    result = []
+    for i, item in enumerate(trajectories):
+        obs, acts = _field(item, "obs"), _field(item, "acts")
+        if obs is None or acts is None:
+            raise ValueError(f"imitation trajectory {i} has no obs/acts")
+        acts = np.asarray(acts, dtype=np.float32)
+        acts = acts.reshape(len(acts), -1)
+        rews = _field(item, "rews")
+        rews = np.zeros(len(acts), np.float32) if rews is None else np.asarray(rews, dtype=np.float32)
+        infos = _field(item, "infos")
+        terminal = bool(_field(item, "terminal") if _field(item, "terminal") is not None else True)
+        time_limit = bool(infos is not None and len(infos) and dict(infos[-1] or {}).get("TimeLimit.truncated", False))
+        truncated = (not terminal) or time_limit
+        result.append(Trajectory(np.asarray(obs, dtype=np.float32), acts, rews, not truncated, truncated))
+    return Demonstrations(result, env_id=env_id, source=source)
+
+
+def to_minari(demos: Demonstrations) -> list[dict[str, np.ndarray]]:
+    """Minari ``EpisodeData`` fields as dicts: ``id, observations, actions, rewards, terminations, truncations``."""
+    episodes = []
+    for i, t in enumerate(demos.trajectories):
+        terminations = np.zeros(len(t), dtype=bool)
+        truncations = np.zeros(len(t), dtype=bool)
+        terminations[-1:], truncations[-1:] = t.terminated, t.truncated
+        episodes.append({
+            "id": i, "observations": t.obs, "actions": t.acts, "rewards": t.rewards,
+            "terminations": terminations, "truncations": truncations,
+        })
+    return episodes
+
+
+def from_minari(episodes: Iterable[Any], env_id: str = "", source: str = "minari") -> Demonstrations:
+    """Build demonstrations from Minari episodes (``EpisodeData`` objects or dicts of its fields)."""
+    result = []
+    for i, episode in enumerate(episodes):
+        fields = {k: _field(episode, k) for k in ("observations", "actions", "rewards", "terminations", "truncations")}
+        missing = [k for k, v in fields.items() if v is None]
+        if missing:
+            raise ValueError(f"Minari episode {i} lacks {missing}")
+        if isinstance(fields["observations"], Mapping):
+            raise ValueError(f"Minari episode {i} has dictionary observations; flatten them first")
+        acts = np.asarray(fields["actions"], dtype=np.float32)
+        terminations = np.asarray(fields["terminations"], dtype=bool)
+        truncations = np.asarray(fields["truncations"], dtype=bool)
+        terminated = bool(terminations[-1]) if len(terminations) else False
+        result.append(Trajectory(
+            np.asarray(fields["observations"], dtype=np.float32), acts.reshape(len(acts), -1),
+            np.asarray(fields["rewards"], dtype=np.float32), terminated,
+            bool(truncations[-1]) and not terminated if len(truncations) else True,
+        ))
+    return Demonstrations(result, env_id=env_id, source=source)

@@ -1,0 +1,246 @@
+"""Expert training and evaluation for Gymnasium environments.
+
+:func:`train_expert` trains a SAC expert either with stable-baselines3 (the peer users
+trust, with rl-zoo3's MuJoCo hyperparameters) or with this toolkit's :class:`agents.sac.SAC`,
+evaluates it every ``eval_every`` steps, keeps the best deterministic policy in the
+toolkit's policy format, and checkpoints so that an interrupted run resumes where it
+stopped without losing its evaluation log. Output folder::
+
+    policy.pt          best policy so far (agents.policies.GaussianPolicy, weights only)
+    evaluations.csv    step, return_mean, return_std, episodes, seconds
+    checkpoint/        what a resumed run needs (weights, optimisers, replay buffer, counters)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from agents.demonstrations import Demonstrations, load_demonstrations
+from agents.policies import GaussianPolicy, Policy, load_policy, policy_from_sb3_actor_weights
+from agents.records import read_rows, write_rows
+
+ALGORITHMS = ("sb3", "soar")
+# rl-zoo3 (hyperparams/sac.yml) trains every MuJoCo task with SB3's SAC defaults
+# (lr 3e-4, buffer 1e6, batch 256, tau 0.005, gamma 0.99, auto entropy, 256x256)
+# except for 10k uniformly random warm-up steps.
+RL_ZOO_MUJOCO_LEARNING_STARTS = 10_000
+EVALUATION_FIELDS = {"step": int, "return_mean": float, "return_std": float, "episodes": int, "seconds": float}
+
+
+BUNDLED_DIR = Path(__file__).parent / "data"
+BUNDLED_ENVS = ("InvertedPendulum-v5", "InvertedDoublePendulum-v5", "Hopper-v5")
+
+
+def _bundled(env_id: str, suffix: str) -> Path:
+    path = BUNDLED_DIR / f"{env_id}{suffix}"
+    if not path.is_file():
+        available = sorted(p.name.removesuffix("-demos.npz") for p in BUNDLED_DIR.glob("*-demos.npz"))
+        raise ValueError(f"no bundled expert for {env_id!r}; bundled: {available}")
+    return path
+
+
+def bundled_demonstrations(env_id: str) -> Demonstrations:
+    """The expert demonstrations shipped with the package (see ``agents/data/README.md``)."""
+    return load_demonstrations(_bundled(env_id, "-demos.npz"))
+
+
+def bundled_policy(env_id: str) -> GaussianPolicy:
+    """The expert policy shipped with the package, which made :func:`bundled_demonstrations`."""
+    return load_policy(_bundled(env_id, "-policy.pt"))
+
+
+def evaluate(policy: Policy, env: gym.Env, episodes: int, seed: int = 0, deterministic: bool = True) -> np.ndarray:
+    """Undiscounted returns of ``episodes`` episodes (seeds ``seed, seed + 1, ...``)."""
+    returns = np.zeros(episodes)
+    rng = np.random.default_rng(seed)
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(policy.act(obs, deterministic=deterministic, rng=rng))
+            returns[episode] += float(reward)
+            done = terminated or truncated
+    return returns
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train_expert` leaves behind."""
+
+    policy_path: Path
+    best_return: float
+    evaluations: list[dict]
+
+
+class _Tracker:
+    """Evaluates, logs and keeps the best policy; shared by both training back-ends."""
+
+    def __init__(self, env_id: str, out: Path, eval_every: int, eval_episodes: int, seed: int) -> None:
+        self.env_id, self.out = env_id, out
+        self.eval_env = gym.make(env_id)
+        self.eval_every, self.eval_episodes, self.seed = eval_every, eval_episodes, seed
+        self.csv = out / "evaluations.csv"
+        self.rows = read_rows(self.csv, EVALUATION_FIELDS, "evaluation") if self.csv.exists() else []
+        self.best = max((r["return_mean"] for r in self.rows), default=-np.inf)
+        self.start = time.perf_counter() - (self.rows[-1]["seconds"] if self.rows else 0.0)
+
+    def maybe_evaluate(self, step: int, make_policy: Callable[[], GaussianPolicy]) -> None:
+        if step % self.eval_every:
+            return
+        policy = make_policy()
+        returns = evaluate(policy, self.eval_env, self.eval_episodes, seed=10_000 + self.seed)
+        self.rows.append({
+            "step": step, "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+            "episodes": self.eval_episodes, "seconds": round(time.perf_counter() - self.start, 1),
+        })
+        write_rows(self.rows, self.csv, EVALUATION_FIELDS)
+        if returns.mean() > self.best:
+            self.best = float(returns.mean())
+            policy.save(self.out / "policy.pt")
+
+
+def train_expert(
+    env_id: str,
+    steps: int,
+    out: str | Path,
+    algorithm: str = "sb3",
+    seed: int = 0,
+    eval_every: int = 10_000,
+    eval_episodes: int = 5,
+    checkpoint_every: int = 50_000,
+    learning_starts: int = RL_ZOO_MUJOCO_LEARNING_STARTS,
+    progress: bool = True,
+) -> TrainingResult:
+    """Train a SAC expert on ``env_id`` for ``steps`` environment steps (resuming if ``out`` has a checkpoint).
+
+    Parameters
+    ----------
+    env_id:
+        Gymnasium id with ``Box`` observations and actions (e.g. ``"Hopper-v5"``).
+    steps:
+        Total environment steps, counting those of a resumed run.
+    out:
+        Output folder (see the module docstring).
+    algorithm:
+        ``"sb3"`` (stable-baselines3 SAC, rl-zoo3 hyperparameters) or ``"soar"`` (this toolkit's SAC, L = 1,
+        same hyperparameters).
+    eval_every, eval_episodes:
+        Deterministic evaluation schedule; the best evaluated policy is kept as ``policy.pt``.
+    checkpoint_every:
+        Environment steps between checkpoints (and one at the end).
+    learning_starts:
+        Uniformly random steps before learning (rl-zoo3: 10k).
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    if steps < 1 or eval_every < 1 or eval_episodes < 1 or checkpoint_every < 1 or learning_starts < 0:
+        raise ValueError("steps, eval_every, eval_episodes and checkpoint_every must be >= 1, learning_starts >= 0")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = gym.make(env_id)
+    for space, name in ((env.observation_space, "observation"), (env.action_space, "action")):
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+            raise ValueError(f"{env_id}: expert training needs a 1-D Box {name} space, got {space}")
+    tracker = _Tracker(env_id, out, eval_every, eval_episodes, seed)
+    train = _train_sb3 if algorithm == "sb3" else _train_soar
+    train(env, env_id, steps, out / "checkpoint", tracker, seed, checkpoint_every, learning_starts, progress)
+    return TrainingResult(out / "policy.pt", tracker.best, tracker.rows)
+
+
+def _progress(total: int, done: int, enabled: bool, env_id: str) -> tqdm:
+    return tqdm(total=total, initial=done, disable=not enabled, desc=f"{env_id} expert", unit="step", smoothing=0.05)
+
+
+# ------------------------------------------------------------------ SB3 back-end
+_SB3_BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+
+def _train_sb3(env, env_id, steps, checkpoint: Path, tracker: _Tracker, seed, checkpoint_every, learning_starts, progress) -> None:
+    from stable_baselines3 import SAC as SB3SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    model = SB3SAC("MlpPolicy", env, learning_starts=learning_starts, seed=seed, verbose=0)
+    low = torch.as_tensor(env.action_space.low, dtype=torch.float32)
+    high = torch.as_tensor(env.action_space.high, dtype=torch.float32)
+    if (checkpoint / "state.json").exists():
+        _load_sb3_checkpoint(model, checkpoint)
+    bar = _progress(steps, model.num_timesteps, progress, env_id)
+
+    def snapshot() -> GaussianPolicy:
+        return policy_from_sb3_actor_weights(model.policy.state_dict(), low, high, env_id)
+
+    class Hook(BaseCallback):
+        def _on_step(self) -> bool:
+            step = self.model.num_timesteps
+            bar.update(1)
+            tracker.maybe_evaluate(step, snapshot)
+            if tracker.rows:
+                bar.set_postfix(best=f"{tracker.best:.0f}", last=f"{tracker.rows[-1]['return_mean']:.0f}", refresh=False)
+            if step % checkpoint_every == 0 or step >= steps:
+                _save_sb3_checkpoint(self.model, checkpoint)
+            return True
+
+    remaining = steps - model.num_timesteps
+    if remaining > 0:
+        model.learn(remaining, callback=Hook(), reset_num_timesteps=False)
+    bar.close()
+
+
+def _save_sb3_checkpoint(model, checkpoint: Path) -> None:
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    # Weights and optimisers through SB3 (read back by set_parameters, which loads
+    # tensors with weights_only=True); the buffer and counters in plain files, since
+    # SB3's own buffer and metadata files are pickles.
+    model.save(checkpoint / "model.zip")
+    buffer = model.replay_buffer
+    size = buffer.buffer_size if buffer.full else buffer.pos
+    np.savez(checkpoint / "buffer.npz", **{k: getattr(buffer, k)[:size] for k in _SB3_BUFFER_FIELDS})
+    state = {"num_timesteps": model.num_timesteps, "n_updates": model._n_updates, "pos": buffer.pos,
+             "full": buffer.full, "log_ent_coef": model.log_ent_coef.item()}
+    (checkpoint / "state.json.tmp").write_text(json.dumps(state))
+    (checkpoint / "state.json.tmp").replace(checkpoint / "state.json")
+
+
+def _load_sb3_checkpoint(model, checkpoint: Path) -> None:
+    model.set_parameters(str(checkpoint / "model.zip"), exact_match=False)
+    state = json.loads((checkpoint / "state.json").read_text())
+    with np.load(checkpoint / "buffer.npz", allow_pickle=False) as data:
+        buffer = model.replay_buffer
+        for name in _SB3_BUFFER_FIELDS:
+            getattr(buffer, name)[: len(data[name])] = data[name]
+    buffer.pos, buffer.full = int(state["pos"]), bool(state["full"])
+    model.num_timesteps, model._n_updates = int(state["num_timesteps"]), int(state["n_updates"])
+    with torch.no_grad():
+        model.log_ent_coef.fill_(float(state["log_ent_coef"]))
+
+
+# ----------------------------------------------------------------- own back-end
+def _train_soar(env, env_id, steps, checkpoint: Path, tracker: _Tracker, seed, checkpoint_every, learning_starts, progress) -> None:
+    from agents.sac import SAC
+
+    agent = SAC(env, learning_starts=learning_starts, seed=seed)
+    path = checkpoint / "agent.pt"
+    if path.exists():
+        agent.load(path)
+    bar = _progress(steps, agent.num_timesteps, progress, env_id)
+
+    def hook(agent: SAC) -> None:
+        step = agent.num_timesteps
+        bar.update(1)
+        tracker.maybe_evaluate(step, lambda: agent.policy(env_id))
+        if step % checkpoint_every == 0 or step >= steps:
+            checkpoint.mkdir(parents=True, exist_ok=True)
+            agent.save(checkpoint / "agent.pt.tmp", include_buffer=True)
+            (checkpoint / "agent.pt.tmp").replace(path)
+
+    agent.learn(max(steps - agent.num_timesteps, 0), callback=hook)
+    bar.close()

@@ -1,0 +1,321 @@
+"""Policy/critic interface, demonstration files and converters, expert training and the expert CLI."""
+
+import math
+import zipfile
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from agents.demonstrations import (
+    Demonstrations, Trajectory, collect, from_imitation, from_minari, load_demonstrations,
+    save_demonstrations, to_imitation, to_minari,
+)
+from agents.experts import BUNDLED_ENVS, bundled_demonstrations, bundled_policy, evaluate, train_expert
+from agents.networks import TanhGaussianActor
+from agents.policies import Critic, GaussianPolicy, Policy, TabularCritic, TabularPolicy, load_policy
+from agents.sac import SAC
+from envs.gym_env import TabularMDPEnv
+from envs.mdps import mdp
+from soar.cli import main
+
+
+def chain_mdp(num_states=4):
+    """Deterministic chain: action 1 moves right (reward 1 when it does), action 0 stays (reward 0)."""
+    S = num_states
+    transitions = np.zeros((S, 2, S))
+    rewards = np.zeros((S, 2))
+    for s in range(S):
+        transitions[s, 0, s] = 1.0
+        transitions[s, 1, min(s + 1, S - 1)] = 1.0
+        rewards[s, 1] = 1.0 if s < S - 1 else 0.0
+    initial = np.eye(S)[0]
+    return mdp(transitions, rewards, initial, 0.9)
+
+
+def pendulum_policy(seed=0, hidden=(8,)):
+    torch.manual_seed(seed)
+    env = gym.make("Pendulum-v1")
+    actor = TanhGaussianActor(3, 1, hidden, torch.tensor([-2.0]), torch.tensor([2.0]))
+    return GaussianPolicy(actor, "Pendulum-v1"), env
+
+
+def random_demos(n=3, seed=0, obs_dim=3, act_dim=2):
+    rng = np.random.default_rng(seed)
+    trajectories = []
+    for i in range(n):
+        T = 2 + i
+        trajectories.append(Trajectory(
+            rng.normal(size=(T + 1, obs_dim)).astype(np.float32), rng.normal(size=(T, act_dim)).astype(np.float32),
+            rng.normal(size=T).astype(np.float32), terminated=i % 2 == 0, truncated=i % 2 == 1,
+        ))
+    return Demonstrations(trajectories, env_id="Fake-v0", source="test")
+
+
+# ----------------------------------------------------------------- interface
+def test_tabular_and_neural_policies_satisfy_the_interface():
+    policy, env = pendulum_policy()
+    agent = SAC(env, hidden=(8,), learning_starts=10, batch_size=4, buffer_size=100)
+    for candidate in (TabularPolicy(np.full((3, 2), 0.5)), policy, agent):
+        assert isinstance(candidate, Policy)
+    for candidate in (TabularCritic(np.zeros((3, 2))), agent):
+        assert isinstance(candidate, Critic)
+    assert agent.q_values(np.zeros((5, 3)), np.zeros((5, 1))).shape == (2, 5)
+
+
+def test_tabular_policy_samples_its_probabilities():
+    probabilities = np.array([[0.2, 0.5, 0.3], [1.0, 0.0, 0.0]])
+    policy = TabularPolicy(probabilities)
+    actions = policy.act(np.zeros(30_000, dtype=int), rng=np.random.default_rng(0))
+    counts = np.bincount(actions, minlength=3)
+    assert stats.chisquare(counts, 30_000 * probabilities[0]).pvalue > 1e-3
+    assert np.all(policy.act(np.ones(1000, dtype=int), rng=np.random.default_rng(1)) == 0)
+    np.testing.assert_allclose(policy.log_prob([0, 0], [1, 2]), np.log([0.5, 0.3]))
+    assert policy.act(0, deterministic=True) == 1
+
+
+@pytest.mark.parametrize("table", [np.array([[0.5, 0.6]]), np.array([[1.2, -0.2]]), np.ones(3)])
+def test_tabular_policy_rejects_non_stochastic_tables(table):
+    with pytest.raises(ValueError, match="probability distribution|shape"):
+        TabularPolicy(table)
+
+
+def test_tabular_critic_indexes_ensembles():
+    q = np.arange(12.0).reshape(2, 3, 2)
+    np.testing.assert_array_equal(TabularCritic(q).q_values([0, 2], [1, 0]), [[1.0, 4.0], [7.0, 10.0]])
+
+
+def test_gaussian_log_prob_matches_the_change_of_variables_closed_form():
+    policy, _ = pendulum_policy()
+    with torch.no_grad():  # mean 0.3, std e^-0.5 whatever the observation
+        for module in policy.actor.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.zero_()
+        policy.actor.mean.bias.fill_(0.3)
+        policy.actor.log_std.bias.fill_(-0.5)
+    actions = np.array([[-1.5], [0.1], [1.9]], dtype=np.float32)
+    y = actions[:, 0] / 2.0
+    u = np.arctanh(y)
+    # a = 2 tanh(u): density of u, divided by |da/du| = 2 (1 - y^2).
+    expected = stats.norm(0.3, math.exp(-0.5)).logpdf(u) - np.log(2 * (1 - y**2))
+    np.testing.assert_allclose(policy.log_prob(np.zeros((3, 3)), actions), expected, rtol=1e-4)
+    np.testing.assert_allclose(policy.act(np.zeros(3), deterministic=True), [2 * math.tanh(0.3)], rtol=1e-6)
+
+
+def test_policy_file_round_trip(tmp_path):
+    policy, _ = pendulum_policy(hidden=(8, 6))
+    policy.save(tmp_path / "p.pt")
+    loaded = load_policy(tmp_path / "p.pt")
+    obs = np.random.default_rng(0).normal(size=(7, 3))
+    np.testing.assert_array_equal(loaded.act(obs, deterministic=True), policy.act(obs, deterministic=True))
+    assert loaded.env_id == "Pendulum-v1"
+
+
+def test_policy_from_stable_baselines3_matches_its_predictions(tmp_path):
+    from stable_baselines3 import SAC as SB3SAC
+
+    model = SB3SAC("MlpPolicy", gym.make("Pendulum-v1"), policy_kwargs={"net_arch": [16, 16]}, seed=0)
+    model.save(tmp_path / "sb3.zip")
+    policy = load_policy(tmp_path / "sb3.zip")
+    obs = np.random.default_rng(0).normal(size=(9, 3)).astype(np.float32)
+    np.testing.assert_allclose(policy.act(obs, deterministic=True), model.predict(obs, deterministic=True)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("content", [b"not a policy", b""])
+def test_corrupt_policy_files_are_rejected(tmp_path, content):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a readable policy file"):
+        load_policy(path)
+
+
+def test_foreign_torch_and_zip_files_are_rejected(tmp_path):
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a policy file of this toolkit"):
+        load_policy(tmp_path / "other.pt")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+        archive.writestr("policy.pth", b"junk")
+    with pytest.raises(Exception):
+        load_policy(tmp_path / "other.zip")
+    with pytest.raises(FileNotFoundError):
+        load_policy(tmp_path / "missing.pt")
+
+
+# ------------------------------------------------------------ demonstrations
+def test_demonstration_file_round_trip(tmp_path):
+    demos = random_demos()
+    save_demonstrations(demos, tmp_path / "d.npz")
+    loaded = load_demonstrations(tmp_path / "d.npz")
+    assert loaded.env_id == "Fake-v0" and loaded.source == "test" and len(loaded) == 3
+    for a, b in zip(demos.trajectories, loaded.trajectories):
+        np.testing.assert_array_equal(a.obs, b.obs)
+        np.testing.assert_array_equal(a.acts, b.acts)
+        np.testing.assert_array_equal(a.rewards, b.rewards)
+        assert (a.terminated, a.truncated) == (b.terminated, b.truncated)
+    with np.load(tmp_path / "d.npz", allow_pickle=False) as data:
+        returns = [t.rewards.sum() for t in demos.trajectories]
+        assert float(data["return_mean"]) == pytest.approx(np.mean(returns))
+        assert float(data["return_std"]) == pytest.approx(np.std(returns))
+
+
+def _write_corrupt(path, **changes):
+    demos = random_demos()
+    save_demonstrations(demos, path)
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    for key, value in changes.items():
+        if value is None:
+            del arrays[key]
+        else:
+            arrays[key] = value
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"acts": None}, "missing arrays"),
+    ({"lengths": np.array([2, 3, 5])}, "lengths sum to"),
+    ({"terminated": np.array([True])}, "one flag per trajectory"),
+    ({"rewards": np.array([np.nan] * 9, dtype=np.float32)}, "NaN"),
+    ({"format": np.array("someone-else/1")}, "format"),
+    ({"obs": np.array([{"a": 1}], dtype=object)}, "not a readable"),
+])
+def test_corrupt_demonstration_files_name_the_problem(tmp_path, changes, message):
+    _write_corrupt(tmp_path / "d.npz", **changes)
+    with pytest.raises(ValueError, match=message):
+        load_demonstrations(tmp_path / "d.npz")
+
+
+def test_not_an_npz_file(tmp_path):
+    (tmp_path / "d.npz").write_text("hello")
+    with pytest.raises(ValueError, match="not a readable"):
+        load_demonstrations(tmp_path / "d.npz")
+
+
+def test_trajectory_shapes_are_checked():
+    with pytest.raises(ValueError, match="observations"):
+        Trajectory(np.zeros((3, 2)), np.zeros((3, 1)), np.zeros(3), False, True)
+    with pytest.raises(ValueError, match="both"):
+        Trajectory(np.zeros((2, 2)), np.zeros((1, 1)), np.zeros(1), True, True)
+
+
+def test_transitions_mark_only_real_terminations():
+    flat = random_demos().transitions()
+    # Lengths 2, 3, 4: trajectory 0 and 2 terminate, 1 is truncated.
+    np.testing.assert_array_equal(np.flatnonzero(flat["terminated"]), [1, 8])
+    assert flat["obs"].shape == flat["next_obs"].shape == (9, 3)
+
+
+def test_imitation_round_trip_keeps_termination_and_truncation():
+    demos = random_demos()
+    layout = to_imitation(demos)
+    assert all(item["terminal"] for item in layout) and len(layout[1]["obs"]) == len(layout[1]["acts"]) + 1
+    back = from_imitation(layout)
+    assert [(t.terminated, t.truncated) for t in back.trajectories] == [(True, False), (False, True), (True, False)]
+    np.testing.assert_array_equal(back.trajectories[2].rewards, demos.trajectories[2].rewards)
+    fragment = from_imitation([{"obs": np.zeros((3, 2)), "acts": np.zeros((2, 1)), "terminal": False}])
+    assert fragment.trajectories[0].truncated and fragment.return_mean == 0.0
+
+
+def test_minari_round_trip_with_objects():
+    from types import SimpleNamespace
+
+    demos = random_demos()
+    episodes = to_minari(demos)
+    assert episodes[0]["terminations"].tolist() == [False, True]
+    back = from_minari([SimpleNamespace(**e) for e in episodes], env_id="Fake-v0")
+    assert [(t.terminated, t.truncated) for t in back.trajectories] == [(True, False), (False, True), (True, False)]
+    np.testing.assert_array_equal(back.trajectories[1].obs, demos.trajectories[1].obs)
+    with pytest.raises(ValueError, match="lacks"):
+        from_minari([{"observations": np.zeros((2, 1))}])
+
+
+def test_collect_and_evaluate_a_tabular_policy_on_a_chain():
+    env = TabularMDPEnv(chain_mdp(4), max_steps=6)
+    always_right = TabularPolicy(np.tile([0.0, 1.0], (4, 1)))
+    (trajectory,) = collect(always_right, env, episodes=1)
+    np.testing.assert_array_equal(trajectory.obs[:, 0], [0, 1, 2, 3, 3, 3, 3])
+    np.testing.assert_array_equal(trajectory.rewards, [1, 1, 1, 0, 0, 0])
+    assert trajectory.truncated and not trajectory.terminated
+    # Undiscounted return: 3 moves right pay 1 each, whatever the horizon beyond 3.
+    np.testing.assert_array_equal(evaluate(always_right, env, episodes=3), [3.0, 3.0, 3.0])
+
+
+def test_collect_neural_policy_on_pendulum():
+    policy, env = pendulum_policy()
+    trajectories = collect(policy, env, episodes=2, seed=5)
+    assert [len(t) for t in trajectories] == [200, 200] and all(t.truncated for t in trajectories)
+    again = collect(policy, env, episodes=1, seed=5, deterministic=True)
+    np.testing.assert_array_equal(again[0].obs[0], trajectories[0].obs[0])  # same reset seed, same start
+
+
+# ------------------------------------------------------------------ training
+@pytest.mark.parametrize("algorithm", ["sb3", "soar"])
+def test_train_expert_logs_checkpoints_and_resumes(tmp_path, algorithm):
+    kwargs = dict(algorithm=algorithm, eval_every=100, eval_episodes=1, checkpoint_every=150,
+                  learning_starts=50, progress=False)
+    first = train_expert("Pendulum-v1", 300, tmp_path, **kwargs)
+    assert [row["step"] for row in first.evaluations] == [100, 200, 300]
+    resumed = train_expert("Pendulum-v1", 400, tmp_path, **kwargs)
+    assert [row["step"] for row in resumed.evaluations] == [100, 200, 300, 400]
+    policy = load_policy(resumed.policy_path)
+    assert policy.env_id == "Pendulum-v1"
+    assert resumed.best_return == max(row["return_mean"] for row in resumed.evaluations)
+    # The kept policy is the best evaluated one: re-evaluating it reproduces that number.
+    best = evaluate(policy, gym.make("Pendulum-v1"), episodes=1, seed=10_000)
+    assert best[0] == pytest.approx(resumed.best_return, rel=1e-4)
+
+
+def test_train_expert_rejects_bad_settings(tmp_path):
+    with pytest.raises(ValueError, match="algorithm"):
+        train_expert("Pendulum-v1", 10, tmp_path, algorithm="ppo")
+    with pytest.raises(ValueError, match="Box action"):
+        train_expert("CartPole-v1", 10, tmp_path, progress=False)
+
+
+# ----------------------------------------------------------------------- CLI
+def test_cli_rollout_writes_demonstrations(tmp_path, capsys):
+    policy, _ = pendulum_policy()
+    policy.save(tmp_path / "p.pt")
+    assert main(["expert", "rollout", "--policy", str(tmp_path / "p.pt"), "--episodes", "2",
+                 "--out", str(tmp_path / "d.npz"), "--no-progress"]) == 0
+    demos = load_demonstrations(tmp_path / "d.npz")
+    assert len(demos) == 2 and demos.env_id == "Pendulum-v1"
+    assert "2 trajectories of Pendulum-v1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--episodes", "0"], "positive integer"),
+    (["--env", "Hopper-v5"], "maps 3 observations"),
+    (["--env", "NoSuchEnv-v0"], "NoSuchEnv"),
+])
+def test_cli_rollout_bad_options(tmp_path, capsys, argv, message):
+    policy, _ = pendulum_policy()
+    policy.save(tmp_path / "p.pt")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["expert", "rollout", "--policy", str(tmp_path / "p.pt"), "--out", str(tmp_path / "d.npz"),
+              "--no-progress", *argv])
+    assert message in str(exit_info.value) + capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- bundled
+@pytest.mark.parametrize("env_id", BUNDLED_ENVS)
+def test_bundled_expert_made_its_demonstrations(env_id):
+    demos = bundled_demonstrations(env_id)
+    assert demos.env_id == env_id and len(demos) >= 16
+    policy = bundled_policy(env_id)
+    # Replaying the bundled policy from the first trajectory's reset seed reproduces its actions.
+    seed = int(demos.source.split("seeds ")[1].split("..")[0])
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=seed)
+    first = demos.trajectories[0]
+    np.testing.assert_allclose(obs, first.obs[0], atol=1e-6)
+    for t in range(min(len(first), 50)):
+        action = policy.act(first.obs[t], deterministic=True)
+        np.testing.assert_allclose(action, first.acts[t], atol=1e-5)
+
+
+def test_unknown_bundled_expert():
+    with pytest.raises(ValueError, match="no bundled expert"):
+        bundled_demonstrations("Walker2d-v5")
