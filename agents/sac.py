@@ -152,14 +152,14 @@ class SAC:
         self.actor = TanhGaussianActor(self.obs_dim, self.act_dim, hidden, low, high)
         self.critic = EnsembleMLP(2 * self.num_q_pairs, self.obs_dim + self.act_dim, hidden, 1)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=learning_rate)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=learning_rate)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=learning_rate, fused=True)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=learning_rate, fused=True)
         self.learn_alpha = alpha == "auto"
         self.target_entropy = -float(self.act_dim) if target_entropy is None else float(target_entropy)
         self.log_alpha = torch.zeros(1, requires_grad=self.learn_alpha)
         if not self.learn_alpha:
             self.log_alpha.data.fill_(np.log(max(float(alpha), 1e-30)))
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=learning_rate) if self.learn_alpha else None
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=learning_rate, fused=True) if self.learn_alpha else None
         self.buffer = ReplayBuffer(buffer_size, self.obs_dim, self.act_dim)
         self.num_timesteps = 0
         self.num_gradient_steps = 0

@@ -1,18 +1,25 @@
 """Gradient steps per second: this SAC (L = 1 and L = 4) against stable-baselines3's SAC.
 
-    python scripts/bench_sac.py [--steps 400] [--threads 1 2]
+    python scripts/bench_sac.py [--steps 400] [--repeats 3] [--threads 1 2] [--precision highest medium]
 
 Hopper-v5, 256x256 networks, batch 256, one gradient step per environment
 step, after 1000 warm-up steps; each configuration runs in its own
-subprocess (clean thread pools), all in one invocation, for every torch
-thread count given. Also reports the matmul FLOP/s of one SAC step (counted
-analytically) against a measured float32 matmul peak of the machine.
+subprocess (clean thread pools), interleaved and repeated, all in one
+invocation, for every torch thread count given; the table shows medians.
+Also reports the matmul FLOP/s of one SAC step (counted analytically)
+against a measured matmul peak of the machine at the same precision.
+
+``--precision medium`` sets ``torch.set_float32_matmul_precision("medium")``
+in the child, which lets oneDNN run float32 matmuls in bfloat16 on CPUs
+with AMX/AVX512-BF16; it is applied to stable-baselines3 as well, so each
+row compares like with like.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 
@@ -21,6 +28,7 @@ import json, sys, time
 import gymnasium as gym, numpy as np, torch
 threads, kind, pairs, steps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(threads)
+torch.set_float32_matmul_precision(sys.argv[5])
 env = gym.make("Hopper-v5")
 if kind == "ours":
     from agents.sac import SAC
@@ -56,9 +64,9 @@ def step_flops(pairs: int, obs_dim: int = 11, act_dim: int = 3, hidden: int = 25
     return float(flops)
 
 
-def run(threads: int, kind: str, pairs: int, steps: int) -> dict:
+def run(threads: int, kind: str, pairs: int, steps: int, precision: str) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(threads), kind, str(pairs), str(steps)],
+        [sys.executable, "-c", CHILD, str(threads), kind, str(pairs), str(steps), precision],
         capture_output=True, text=True, check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -67,22 +75,30 @@ def run(threads: int, kind: str, pairs: int, steps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=400, help="timed environment steps per configuration")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (medians reported)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts")
+    parser.add_argument("--precision", choices=("highest", "medium"), nargs="+", default=["highest", "medium"],
+                        help="float32 matmul precisions ('medium': bf16 matmuls where the CPU has them)")
     args = parser.parse_args()
-    if args.steps < 1 or min(args.threads) < 1:
-        parser.error("--steps and --threads must be positive")
-    print(f"{'threads':>7} | {'SB3 SAC':>8} | {'ours L=1':>8} | {'ours L=4':>8} | {'L=1/SB3':>7} | "
+    if args.steps < 1 or args.repeats < 1 or min(args.threads) < 1:
+        parser.error("--steps, --repeats and --threads must be positive")
+    print(f"{'threads':>7} | {'precision':>9} | {'SB3 SAC':>8} | {'ours L=1':>8} | {'ours L=4':>8} | {'L=1/SB3':>7} | "
           f"{'L=4 cost':>8} | {'GFLOP/s L=1':>11} | {'peak GFLOP/s':>12}")
     for threads in args.threads:
-        sb3 = run(threads, "sb3", 1, args.steps)["steps_per_second"]
-        one = run(threads, "ours", 1, args.steps)["steps_per_second"]
-        four = run(threads, "ours", 4, args.steps)["steps_per_second"]
-        peak = run(threads, "peak", 0, 0)["flops"]
-        achieved = step_flops(1) * one
-        print(f"{threads:>7} | {sb3:>8.1f} | {one:>8.1f} | {four:>8.1f} | {one / sb3:>7.2f} | "
-              f"{one / four:>7.2f}x | {achieved / 1e9:>11.1f} | {peak / 1e9:>12.1f}")
-    print("\nsteps/s are environment steps with one gradient step each; 'L=4 cost' is the time of an "
-          "L=4 step over an L=1 step; GFLOP/s counts only the matmuls of one L=1 step.")
+        for precision in args.precision:
+            samples: dict[str, list[float]] = {"sb3": [], "one": [], "four": [], "peak": []}
+            for _ in range(args.repeats):
+                samples["sb3"].append(run(threads, "sb3", 1, args.steps, precision)["steps_per_second"])
+                samples["one"].append(run(threads, "ours", 1, args.steps, precision)["steps_per_second"])
+                samples["four"].append(run(threads, "ours", 4, args.steps, precision)["steps_per_second"])
+                samples["peak"].append(run(threads, "peak", 0, 0, precision)["flops"])
+            sb3, one, four, peak = (statistics.median(samples[k]) for k in ("sb3", "one", "four", "peak"))
+            achieved = step_flops(1) * one
+            print(f"{threads:>7} | {precision:>9} | {sb3:>8.1f} | {one:>8.1f} | {four:>8.1f} | {one / sb3:>7.2f} | "
+                  f"{one / four:>7.2f}x | {achieved / 1e9:>11.1f} | {peak / 1e9:>12.1f}", flush=True)
+    print("\nsteps/s are environment steps with one gradient step each (medians of the repeats); 'L=4 cost' "
+          "is the time of an L=4 step over an L=1 step; GFLOP/s counts only the matmuls of one L=1 step; "
+          "'medium' runs float32 matmuls in bfloat16 (both libraries).")
 
 
 if __name__ == "__main__":

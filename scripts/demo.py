@@ -9,6 +9,10 @@
 2. Tabular SOAR-IL on the two-state MDP for L in {1, 2, 3, 5, 10} critics and
    10 seeds (the same as ``soar tabular --env two-state``), writing a CSV and a
    plot to ``--out``.
+3. The bundled MuJoCo experts: their demonstrations and a fresh deterministic
+   evaluation of the bundled policies; then this toolkit's SAC trained briefly
+   on InvertedPendulum-v5 through ``soar expert train`` and rolled out through
+   ``soar expert rollout`` into a demonstration file.
 """
 
 from __future__ import annotations
@@ -72,6 +76,22 @@ def main() -> None:
 
     print("\nTabular SOAR-IL, two-state MDP (20 actions, gamma 0.99), L = 1, 2, 3, 5, 10 critics, 10 seeds\n")
     soar_cli.main(["tabular", "--env", "two-state", "--seeds", "10", "--out", str(args.out / "soar_two_state")])
+    print("\nBundled experts (agents/data): stored demonstrations and a fresh evaluation of each policy\n")
+    import gymnasium as gym
+
+    from agents.experts import BUNDLED_ENVS, bundled_demonstrations, bundled_policy, evaluate
+
+    for env_id in BUNDLED_ENVS:
+        demos = bundled_demonstrations(env_id)
+        returns = evaluate(bundled_policy(env_id), gym.make(env_id), episodes=3, seed=100)
+        print(f"{env_id:<26} {demos.summary()}; policy now: {returns.mean():.1f} +- {returns.std():.1f} (3 episodes)")
+
+    print("\nThis toolkit's SAC, 4000 steps on InvertedPendulum-v5, then 4 demonstration episodes\n")
+    expert_dir = args.out / "inverted_pendulum_expert"
+    soar_cli.main(["expert", "train", "--env", "InvertedPendulum-v5", "--steps", "4000", "--algorithm", "soar",
+                   "--learning-starts", "1000", "--eval-every", "1000", "--out", str(expert_dir)])
+    soar_cli.main(["expert", "rollout", "--policy", str(expert_dir / "policy.pt"), "--episodes", "4",
+                   "--out", str(expert_dir / "demos.npz")])
     print(f"\ndone in {time.perf_counter() - start:.1f} s (the first run includes numba compilation)")
 
 
