@@ -93,6 +93,17 @@ class _Tracker:
         self.best = max((r["return_mean"] for r in self.rows), default=-np.inf)
         self.start = time.perf_counter() - (self.rows[-1]["seconds"] if self.rows else 0.0)
 
+    def rewind(self, step: int) -> None:
+        """Forget evaluations after ``step``, where a resumed run restarts (they will be redone).
+
+        The best return stays: ``policy.pt`` still holds the policy that achieved it.
+        """
+        kept = [row for row in self.rows if row["step"] <= step]
+        if len(kept) != len(self.rows):
+            self.rows = kept
+            write_rows(self.rows, self.csv, EVALUATION_FIELDS)
+        self.start = time.perf_counter() - (self.rows[-1]["seconds"] if self.rows else 0.0)
+
     def maybe_evaluate(self, step: int, make_policy: Callable[[], GaussianPolicy]) -> None:
         if step % self.eval_every:
             return
@@ -173,6 +184,7 @@ def _train_sb3(env, env_id, steps, checkpoint: Path, tracker: _Tracker, seed, ch
     high = torch.as_tensor(env.action_space.high, dtype=torch.float32)
     if (checkpoint / "state.json").exists():
         _load_sb3_checkpoint(model, checkpoint)
+    tracker.rewind(model.num_timesteps)
     bar = _progress(steps, model.num_timesteps, progress, env_id)
 
     def snapshot() -> GaussianPolicy:
@@ -231,6 +243,7 @@ def _train_soar(env, env_id, steps, checkpoint: Path, tracker: _Tracker, seed, c
     path = checkpoint / "agent.pt"
     if path.exists():
         agent.load(path)
+    tracker.rewind(agent.num_timesteps)
     bar = _progress(steps, agent.num_timesteps, progress, env_id)
 
     def hook(agent: SAC) -> None:

@@ -152,14 +152,17 @@ class SAC:
         self.actor = TanhGaussianActor(self.obs_dim, self.act_dim, hidden, low, high)
         self.critic = EnsembleMLP(2 * self.num_q_pairs, self.obs_dim + self.act_dim, hidden, 1)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=learning_rate, fused=True)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=learning_rate, fused=True)
         self.learn_alpha = alpha == "auto"
         self.target_entropy = -float(self.act_dim) if target_entropy is None else float(target_entropy)
         self.log_alpha = torch.zeros(1, requires_grad=self.learn_alpha)
         if not self.learn_alpha:
             self.log_alpha.data.fill_(np.log(max(float(alpha), 1e-30)))
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=learning_rate, fused=True) if self.learn_alpha else None
+        # Adam is per-parameter, so one optimiser over the actor and log(alpha) (same step
+        # size) is exactly two optimisers; the two losses share one backward pass because
+        # neither depends on the other's parameters. Fused kernels: one op per step, not dozens.
+        actor_parameters = [*self.actor.parameters(), *([self.log_alpha] if self.learn_alpha else [])]
+        self.actor_optimizer = torch.optim.Adam(actor_parameters, lr=learning_rate, fused=True)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=learning_rate, fused=True)
         self.buffer = ReplayBuffer(buffer_size, self.obs_dim, self.act_dim)
         self.num_timesteps = 0
         self.num_gradient_steps = 0
@@ -237,16 +240,14 @@ class SAC:
         pair_min = self.pair_values(self.critic, expanded_obs, new_actions.expand(L, B, self.act_dim))
         pair_min = pair_min.view(L, 2, B).amin(dim=1)
         actor_loss = (alpha * log_prob - optimistic_q(pair_min, self.uncertainty_coef, self.q_std_clip)).mean()
+        loss = actor_loss
+        if self.learn_alpha:
+            # alpha above is detached and log_prob is detached here: no cross-gradients.
+            loss = loss - (self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
         self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        loss.backward()
         self.actor_optimizer.step()
         self.critic.requires_grad_(True)
-
-        if self.learn_alpha:
-            alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-            self.alpha_optimizer.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_optimizer.step()
 
         with torch.no_grad():
             torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), self.tau)
@@ -292,8 +293,6 @@ class SAC:
             "torch_generator": self.generator.get_state(),
             "numpy_rng": self.rng.bit_generator.state,
         }
-        if self.alpha_optimizer is not None:
-            state["alpha_optimizer"] = self.alpha_optimizer.state_dict()
         if include_buffer:
             b = self.buffer
             for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
@@ -315,8 +314,6 @@ class SAC:
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.log_alpha.data.copy_(state["log_alpha"])
-        if self.alpha_optimizer is not None and "alpha_optimizer" in state:
-            self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
         self.num_timesteps, self.num_gradient_steps = (int(x) for x in state["counters"])
         self.generator.set_state(state["torch_generator"])
         self.rng.bit_generator.state = state["numpy_rng"]

@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-starts", type=int, default=10_000,
                        help="uniformly random steps before learning (default: %(default)s, rl-zoo3's)")
     train.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default: %(default)s)")
+    train.add_argument("--matmul-precision", choices=("highest", "high", "medium"), default="highest",
+                       help="torch float32 matmul precision; 'medium' runs matmuls in bfloat16 on CPUs with "
+                       "AMX/AVX512-BF16, about 1.5-2x faster training (default: %(default)s)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     rollout = expert_commands.add_parser(
@@ -133,6 +136,7 @@ def run_expert_train(args: argparse.Namespace) -> None:
     from agents.experts import train_expert
 
     torch.set_num_threads(args.threads)
+    torch.set_float32_matmul_precision(args.matmul_precision)
     try:
         result = train_expert(
             args.env, args.steps, args.out, algorithm=args.algorithm, seed=args.seed, eval_every=args.eval_every,

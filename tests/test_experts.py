@@ -261,6 +261,14 @@ def test_train_expert_logs_checkpoints_and_resumes(tmp_path, algorithm):
     assert [row["step"] for row in resumed.evaluations] == [100, 200, 300, 400]
     policy = load_policy(resumed.policy_path)
     assert policy.env_id == "Pendulum-v1"
+    # A run killed after its last checkpoint (400) had logged an evaluation at 500:
+    # resuming rewinds to 400 and redoes step 500 once, instead of logging it twice.
+    from agents.records import read_rows, write_rows
+    from agents.experts import EVALUATION_FIELDS
+    rows = read_rows(tmp_path / "evaluations.csv", EVALUATION_FIELDS, "evaluation")
+    write_rows(rows + [dict(rows[-1], step=500)], tmp_path / "evaluations.csv", EVALUATION_FIELDS)
+    again = train_expert("Pendulum-v1", 500, tmp_path, **kwargs)
+    assert [row["step"] for row in again.evaluations] == [100, 200, 300, 400, 500]
     assert resumed.best_return == max(row["return_mean"] for row in resumed.evaluations)
     # The kept policy is the best evaluated one: re-evaluating it reproduces that number.
     best = evaluate(policy, gym.make("Pendulum-v1"), episodes=1, seed=10_000)
