@@ -286,6 +286,36 @@ def from_imitation(trajectories: Iterable[Any], env_id: str = "", source: str = 
     return Demonstrations(result, env_id=env_id, source=source)
 
 
+def from_transition_arrays(
+    obs: np.ndarray, acts: np.ndarray, next_obs: np.ndarray, rewards: np.ndarray | None = None,
+    env_id: str = "", source: str = "transition arrays", terminated: bool = False,
+) -> Demonstrations:
+    """Build demonstrations from per-trajectory transition arrays ``(N, T, d)`` (as research code stores them).
+
+    Each trajectory must be contiguous (``next_obs[n, t] == obs[n, t + 1]``); its final
+    observation is ``next_obs[n, -1]``. Rewards default to zero; every trajectory is marked
+    ``terminated`` (or, by default, truncated).
+    """
+    obs, acts, next_obs = (np.asarray(x, dtype=np.float32) for x in (obs, acts, next_obs))
+    if obs.ndim != 3 or next_obs.shape != obs.shape or acts.ndim != 3 or acts.shape[:2] != obs.shape[:2]:
+        raise ValueError(
+            f"need obs and next_obs of shape (N, T, obs_dim) and acts of shape (N, T, act_dim), "
+            f"got {obs.shape}, {next_obs.shape}, {acts.shape}"
+        )
+    gaps = np.abs(next_obs[:, :-1] - obs[:, 1:]).max(axis=(1, 2)) if obs.shape[1] > 1 else np.zeros(len(obs))
+    if np.any(gaps > 1e-6):
+        raise ValueError(f"trajectory {int(np.argmax(gaps))} is not contiguous: next_obs[t] != obs[t + 1] "
+                         f"(largest gap {gaps.max():.3g})")
+    rewards = np.zeros(obs.shape[:2], np.float32) if rewards is None else np.asarray(rewards, dtype=np.float32)
+    if rewards.shape != obs.shape[:2]:
+        raise ValueError(f"rewards must have shape {obs.shape[:2]}, got {rewards.shape}")
+    trajectories = [
+        Trajectory(np.concatenate([obs[n], next_obs[n, -1:]]), acts[n], rewards[n], terminated, not terminated)
+        for n in range(len(obs))
+    ]
+    return Demonstrations(trajectories, env_id=env_id, source=source)
+
+
 def to_minari(demos: Demonstrations) -> list[dict[str, np.ndarray]]:
     """Minari ``EpisodeData`` fields as dicts: ``id, observations, actions, rewards, terminations, truncations``."""
     episodes = []

@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from agents.demonstrations import (
-    Demonstrations, Trajectory, collect, from_imitation, from_minari, load_demonstrations,
+    Demonstrations, Trajectory, collect, from_imitation, from_minari, from_transition_arrays, load_demonstrations,
     save_demonstrations, to_imitation, to_minari,
 )
 from agents.experts import BUNDLED_ENVS, bundled_demonstrations, bundled_policy, evaluate, train_expert
@@ -229,6 +229,17 @@ def test_minari_round_trip_with_objects():
     np.testing.assert_array_equal(back.trajectories[1].obs, demos.trajectories[1].obs)
     with pytest.raises(ValueError, match="lacks"):
         from_minari([{"observations": np.zeros((2, 1))}])
+
+
+def test_from_transition_arrays_rebuilds_contiguous_trajectories():
+    demos = random_demos(n=1)
+    t = demos.trajectories[0]
+    back = from_transition_arrays(t.obs[None, :-1], t.acts[None], t.obs[None, 1:], t.rewards[None])
+    np.testing.assert_array_equal(back.trajectories[0].obs, t.obs)
+    assert back.return_mean == pytest.approx(t.episode_return)
+    shuffled = t.obs[None, 1:][:, ::-1]
+    with pytest.raises(ValueError, match="not contiguous"):
+        from_transition_arrays(t.obs[None, :-1], t.acts[None], shuffled)
 
 
 def test_collect_and_evaluate_a_tabular_policy_on_a_chain():
