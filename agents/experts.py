@@ -116,7 +116,8 @@ class _Tracker:
         write_rows(self.rows, self.csv, EVALUATION_FIELDS)
         if returns.mean() > self.best:
             self.best = float(returns.mean())
-            policy.save(self.out / "policy.pt")
+            policy.save(self.out / "policy.pt.tmp")  # replace, so a crash never leaves half a file
+            (self.out / "policy.pt.tmp").replace(self.out / "policy.pt")
 
 
 def train_expert(
