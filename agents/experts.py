@@ -8,6 +8,7 @@ stopped without losing its evaluation log. Output folder::
 
     policy.pt          best policy so far (agents.policies.GaussianPolicy, weights only)
     evaluations.csv    step, return_mean, return_std, episodes, seconds
+    evaluations.png    the learning curve (redrawn at every checkpoint)
     checkpoint/        what a resumed run needs (weights, optimisers, replay buffer, counters)
 """
 
@@ -103,6 +104,28 @@ class _Tracker:
             self.rows = kept
             write_rows(self.rows, self.csv, EVALUATION_FIELDS)
         self.start = time.perf_counter() - (self.rows[-1]["seconds"] if self.rows else 0.0)
+
+    def plot(self) -> None:
+        """``evaluations.png``: the learning curve so far (mean +- std of the evaluation episodes)."""
+        if not self.rows:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        steps = np.array([r["step"] for r in self.rows])
+        mean = np.array([r["return_mean"] for r in self.rows])
+        std = np.array([r["return_std"] for r in self.rows])
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(steps, mean, marker=".")
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(f"deterministic return ({self.eval_episodes} episodes)")
+        ax.set_title(f"{self.env_id} expert training (best {self.best:.1f})")
+        fig.tight_layout()
+        fig.savefig(self.out / "evaluations.png", dpi=110)
+        plt.close(fig)
 
     def maybe_evaluate(self, step: int, make_policy: Callable[[], GaussianPolicy]) -> None:
         if step % self.eval_every:
@@ -200,6 +223,7 @@ def _train_sb3(env, env_id, steps, checkpoint: Path, tracker: _Tracker, seed, ch
                 bar.set_postfix(best=f"{tracker.best:.0f}", last=f"{tracker.rows[-1]['return_mean']:.0f}", refresh=False)
             if step % checkpoint_every == 0 or step >= steps:
                 _save_sb3_checkpoint(self.model, checkpoint)
+                tracker.plot()
             return True
 
     remaining = steps - model.num_timesteps
@@ -255,6 +279,7 @@ def _train_soar(env, env_id, steps, checkpoint: Path, tracker: _Tracker, seed, c
             checkpoint.mkdir(parents=True, exist_ok=True)
             agent.save(checkpoint / "agent.pt.tmp", include_buffer=True)
             (checkpoint / "agent.pt.tmp").replace(path)
+            tracker.plot()
 
     agent.learn(max(steps - agent.num_timesteps, 0), callback=hook)
     bar.close()

@@ -280,6 +280,7 @@ def test_train_expert_logs_checkpoints_and_resumes(tmp_path, algorithm):
     write_rows(rows + [dict(rows[-1], step=500)], tmp_path / "evaluations.csv", EVALUATION_FIELDS)
     again = train_expert("Pendulum-v1", 500, tmp_path, **kwargs)
     assert [row["step"] for row in again.evaluations] == [100, 200, 300, 400, 500]
+    assert (tmp_path / "evaluations.png").stat().st_size > 0
     assert resumed.best_return == max(row["return_mean"] for row in resumed.evaluations)
     # The kept policy is the best evaluated one: re-evaluating it reproduces that number.
     best = evaluate(policy, gym.make("Pendulum-v1"), episodes=1, seed=10_000)
