@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from agents.demonstrations import Demonstrations, load_demonstrations
 from agents.policies import GaussianPolicy, Policy, load_policy, policy_from_sb3_actor_weights
 from agents.records import read_rows, write_rows
+from agents.sac import flushed_denormals
 
 ALGORITHMS = ("sb3", "soar")
 # rl-zoo3 (hyperparams/sac.yml) trains every MuJoCo task with SB3's SAC defaults
@@ -187,7 +188,8 @@ def train_expert(
             raise ValueError(f"{env_id}: expert training needs a 1-D Box {name} space, got {space}")
     tracker = _Tracker(env_id, out, eval_every, eval_episodes, seed)
     train = _train_sb3 if algorithm == "sb3" else _train_soar
-    train(env, env_id, steps, out / "checkpoint", tracker, seed, checkpoint_every, learning_starts, progress)
+    with flushed_denormals():  # long runs slow down on subnormal floats otherwise (agents.sac)
+        train(env, env_id, steps, out / "checkpoint", tracker, seed, checkpoint_every, learning_starts, progress)
     return TrainingResult(out / "policy.pt", tracker.best, tracker.rows)
 
 

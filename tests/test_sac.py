@@ -142,3 +142,16 @@ def test_resumed_training_matches_uninterrupted(tmp_path):
         resumed.train_step()
     for p, q in zip(straight.critic.parameters(), resumed.critic.parameters()):
         torch.testing.assert_close(p, q)
+
+
+def test_flushed_denormals_zeroes_subnormals_only_inside():
+    from agents.sac import flushed_denormals
+
+    tiny = torch.tensor([1e-39])  # below float32's smallest normal, 1.18e-38
+    assert (tiny * 2).item() > 0
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormals")
+    with flushed_denormals():
+        assert (tiny * 2).item() == 0.0
+        assert (torch.tensor([1e-30]) * 2).item() == pytest.approx(2e-30)
+    assert (tiny * 2).item() > 0
