@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from agents.policies import Policy
 
 FORMAT = "soar-mail/demonstrations/1"
-_ARRAY_KEYS = ("obs", "acts", "rewards", "lengths", "terminated", "truncated")
+_ARRAY_KEYS = ("obs", "acts", "rewards", "lengths", "terminated", "truncated", "format")
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,13 @@ def save_demonstrations(demos: Demonstrations, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ts = demos.trajectories
+    with open(path, "wb") as handle:  # a handle, so numpy does not append ".npz" to other names
+        _write_arrays(handle, ts, demos)
+
+
+def _write_arrays(handle, ts: list[Trajectory], demos: Demonstrations) -> None:
     np.savez_compressed(
-        path,
+        handle,
         obs=np.concatenate([t.obs for t in ts]).astype(np.float32),
         acts=np.concatenate([t.acts for t in ts]).astype(np.float32),
         rewards=np.concatenate([t.rewards for t in ts]).astype(np.float32),
@@ -169,15 +174,19 @@ def load_demonstrations(path: str | Path) -> Demonstrations:
     missing = [k for k in _ARRAY_KEYS if k not in arrays]
     if missing:
         raise ValueError(f"{path} is not a demonstration file: missing arrays {missing}")
-    if "format" in arrays and str(arrays["format"]) != FORMAT:
+    if str(arrays["format"]) != FORMAT:
         raise ValueError(f"{path} has format {str(arrays['format'])!r}, this toolkit reads {FORMAT!r}")
-    lengths = arrays["lengths"].astype(np.int64)
+    for key in ("obs", "acts", "rewards"):
+        if not np.issubdtype(arrays[key].dtype, np.number):
+            raise ValueError(f"{path}: {key} must be numbers, got dtype {arrays[key].dtype}")
+    lengths = arrays["lengths"]
+    if lengths.ndim != 1 or len(lengths) == 0 or not np.issubdtype(lengths.dtype, np.integer) or np.any(lengths < 0):
+        raise ValueError(f"{path}: lengths must be a non-empty 1-D integer array of counts >= 0, got {lengths!r}")
+    lengths = lengths.astype(np.int64)
     obs, acts, rewards = arrays["obs"], arrays["acts"], arrays["rewards"]
     n = len(lengths)
     problems = []
-    if lengths.ndim != 1 or n == 0 or np.any(lengths < 0):
-        problems.append(f"lengths must be a non-empty 1-D array of counts >= 0, got {lengths}")
-    elif obs.ndim != 2 or acts.ndim != 2:
+    if obs.ndim != 2 or acts.ndim != 2:
         problems.append(f"obs and acts must be 2-D, got shapes {obs.shape} and {acts.shape}")
     elif len(obs) != lengths.sum() + n or len(acts) != lengths.sum() or rewards.shape != (lengths.sum(),):
         problems.append(
@@ -188,8 +197,11 @@ def load_demonstrations(path: str | Path) -> Demonstrations:
         if arrays[key].shape != (n,):
             problems.append(f"{key} must have one flag per trajectory ({n}), got shape {arrays[key].shape}")
     for key in ("obs", "acts", "rewards"):
-        if np.issubdtype(arrays[key].dtype, np.number) and not np.all(np.isfinite(arrays[key])):
+        if not np.all(np.isfinite(arrays[key])):
             problems.append(f"{key} holds NaN or infinite values")
+    both = np.flatnonzero(arrays["terminated"] & arrays["truncated"]) if not problems else []
+    if len(both):
+        problems.append(f"trajectory {both[0]} is marked both terminated and truncated")
     if problems:
         raise ValueError(f"{path}: " + "; ".join(problems))
     obs_starts = np.concatenate([[0], np.cumsum(lengths + 1)])
@@ -262,13 +274,19 @@ def to_imitation(demos: Demonstrations) -> list[dict[str, Any]]:
     return out
 
 
-def from_imitation(trajectories: Iterable[Any], env_id: str = "", source: str = "imitation") -> Demonstrations:
+def from_imitation(
+    trajectories: Iterable[Any], env_id: str = "", source: str = "imitation", unknown_ending: str = "truncated",
+) -> Demonstrations:
     """Build demonstrations from ``imitation`` trajectories (objects or dicts with ``obs, acts[, rews, infos, terminal]``).
 
-    A terminal trajectory counts as truncated when its last info says
-    ``TimeLimit.truncated``, else as terminated; a non-terminal fragment as truncated.
-    Rewards default to zero when the trajectories carry none.
+    A terminal trajectory whose last info carries ``TimeLimit.truncated`` follows it; one
+    without that info has an unknown ending, taken as ``unknown_ending`` (``"truncated"`` by
+    default: a time limit, the usual ending of MuJoCo demonstrations, and the safe guess,
+    since a wrong "terminated" would teach a critic a false absorbing state). A
+    non-terminal fragment is truncated. Rewards default to zero when absent.
     """
+    if unknown_ending not in ("truncated", "terminated"):
+        raise ValueError(f"unknown_ending must be 'truncated' or 'terminated', got {unknown_ending!r}")
     result = []
     for i, item in enumerate(trajectories):
         obs, acts = _field(item, "obs"), _field(item, "acts")
@@ -280,8 +298,13 @@ def from_imitation(trajectories: Iterable[Any], env_id: str = "", source: str = 
         rews = np.zeros(len(acts), np.float32) if rews is None else np.asarray(rews, dtype=np.float32)
         infos = _field(item, "infos")
         terminal = bool(_field(item, "terminal") if _field(item, "terminal") is not None else True)
-        time_limit = bool(infos is not None and len(infos) and dict(infos[-1] or {}).get("TimeLimit.truncated", False))
-        truncated = (not terminal) or time_limit
+        last_info = dict(infos[-1] or {}) if infos is not None and len(infos) else {}
+        if not terminal:
+            truncated = True
+        elif "TimeLimit.truncated" in last_info:
+            truncated = bool(last_info["TimeLimit.truncated"])
+        else:
+            truncated = unknown_ending == "truncated"
         result.append(Trajectory(np.asarray(obs, dtype=np.float32), acts, rews, not truncated, truncated))
     return Demonstrations(result, env_id=env_id, source=source)
 

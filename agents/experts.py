@@ -9,12 +9,15 @@ stopped without losing its evaluation log. Output folder::
     policy.pt          best policy so far (agents.policies.GaussianPolicy, weights only)
     evaluations.csv    step, return_mean, return_std, episodes, seconds
     evaluations.png    the learning curve (redrawn at every checkpoint)
-    checkpoint/        what a resumed run needs (weights, optimisers, replay buffer, counters)
+    run.json           the settings a resumed run must share (env, algorithm, seed, warm-up)
+    checkpoint/        what a resumed run needs: weights, optimisers, replay buffer, counters
+                       (SB3: model.zip read with weights_only, buffer.npz, state.json; own SAC: agent.pt)
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,8 +131,9 @@ class _Tracker:
         fig.savefig(self.out / "evaluations.png", dpi=110)
         plt.close(fig)
 
-    def maybe_evaluate(self, step: int, make_policy: Callable[[], GaussianPolicy]) -> None:
-        if step % self.eval_every:
+    def maybe_evaluate(self, step: int, make_policy: Callable[[], GaussianPolicy], final: bool = False) -> None:
+        """Evaluate every ``eval_every`` steps and at the final step."""
+        if step % self.eval_every and not final:
             return
         policy = make_policy()
         returns = evaluate(policy, self.eval_env, self.eval_episodes, seed=10_000 + self.seed)
@@ -186,11 +190,43 @@ def train_expert(
     for space, name in ((env.observation_space, "observation"), (env.action_space, "action")):
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
             raise ValueError(f"{env_id}: expert training needs a 1-D Box {name} space, got {space}")
+    _check_same_run(out, {"env_id": env_id, "algorithm": algorithm, "seed": seed, "learning_starts": learning_starts})
     tracker = _Tracker(env_id, out, eval_every, eval_episodes, seed)
     train = _train_sb3 if algorithm == "sb3" else _train_soar
     with flushed_denormals():  # long runs slow down on subnormal floats otherwise (agents.sac)
         train(env, env_id, steps, out / "checkpoint", tracker, seed, checkpoint_every, learning_starts, progress)
     return TrainingResult(out / "policy.pt", tracker.best, tracker.rows)
+
+
+def _check_same_run(out: Path, settings: dict) -> None:
+    """Record the settings a run cannot change; refuse to resume one made with other settings."""
+    path = out / "run.json"
+    if path.exists():
+        previous = json.loads(path.read_text())
+        changed = {k: (previous.get(k), v) for k, v in settings.items() if previous.get(k) != v}
+        if changed:
+            details = ", ".join(f"{k}: {old!r} there, {new!r} here" for k, (old, new) in changed.items())
+            raise ValueError(f"{out} holds a run with other settings ({details}); pass another --out to start anew")
+    else:
+        path.write_text(json.dumps(settings, indent=1) + "\n")
+
+
+def _commit_checkpoint(staging: Path, checkpoint: Path) -> None:
+    """Swap a fully written checkpoint folder in, so a crash never leaves a half-written one."""
+    old = checkpoint.with_name(checkpoint.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if checkpoint.exists():
+        checkpoint.rename(old)
+    staging.rename(checkpoint)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _latest_checkpoint(checkpoint: Path) -> Path | None:
+    """The checkpoint folder to resume from (the previous one if a crash hit the swap)."""
+    for folder in (checkpoint, checkpoint.with_name(checkpoint.name + ".old")):
+        if (folder / "done").exists():
+            return folder
+    return None
 
 
 def _progress(total: int, done: int, enabled: bool, env_id: str) -> tqdm:
@@ -208,8 +244,9 @@ def _train_sb3(env, env_id, steps, checkpoint: Path, tracker: _Tracker, seed, ch
     model = SB3SAC("MlpPolicy", env, learning_starts=learning_starts, seed=seed, verbose=0)
     low = torch.as_tensor(env.action_space.low, dtype=torch.float32)
     high = torch.as_tensor(env.action_space.high, dtype=torch.float32)
-    if (checkpoint / "state.json").exists():
-        _load_sb3_checkpoint(model, checkpoint)
+    resume_from = _latest_checkpoint(checkpoint)
+    if resume_from is not None:
+        _load_sb3_checkpoint(model, resume_from)
     tracker.rewind(model.num_timesteps)
     bar = _progress(steps, model.num_timesteps, progress, env_id)
 
@@ -220,42 +257,52 @@ def _train_sb3(env, env_id, steps, checkpoint: Path, tracker: _Tracker, seed, ch
         def _on_step(self) -> bool:
             step = self.model.num_timesteps
             bar.update(1)
-            tracker.maybe_evaluate(step, snapshot)
+            tracker.maybe_evaluate(step, snapshot, final=step >= steps)
             if tracker.rows:
                 bar.set_postfix(best=f"{tracker.best:.0f}", last=f"{tracker.rows[-1]['return_mean']:.0f}", refresh=False)
-            if step % checkpoint_every == 0 or step >= steps:
-                _save_sb3_checkpoint(self.model, checkpoint)
+            if step % checkpoint_every == 0 and step < steps:
+                # SB3 calls this after env.step but before storing that transition and
+                # training on it: model and buffer hold step - 1 steps, and so does the checkpoint.
+                _save_sb3_checkpoint(self.model, checkpoint, step - 1)
                 tracker.plot()
             return True
 
     remaining = steps - model.num_timesteps
     if remaining > 0:
         model.learn(remaining, callback=Hook(), reset_num_timesteps=False)
+        _save_sb3_checkpoint(model, checkpoint, model.num_timesteps)
+        tracker.plot()
     bar.close()
 
 
-def _save_sb3_checkpoint(model, checkpoint: Path) -> None:
-    checkpoint.mkdir(parents=True, exist_ok=True)
+def _save_sb3_checkpoint(model, checkpoint: Path, num_timesteps: int) -> None:
+    staging = checkpoint.with_name(checkpoint.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     # Weights and optimisers through SB3 (read back by set_parameters, which loads
     # tensors with weights_only=True); the buffer and counters in plain files, since
     # SB3's own buffer and metadata files are pickles.
-    model.save(checkpoint / "model.zip")
+    model.save(staging / "model.zip")
     buffer = model.replay_buffer
     size = buffer.buffer_size if buffer.full else buffer.pos
-    np.savez(checkpoint / "buffer.npz", **{k: getattr(buffer, k)[:size] for k in _SB3_BUFFER_FIELDS})
-    state = {"num_timesteps": model.num_timesteps, "n_updates": model._n_updates, "pos": buffer.pos,
+    np.savez(staging / "buffer.npz", **{k: getattr(buffer, k)[:size] for k in _SB3_BUFFER_FIELDS})
+    state = {"num_timesteps": num_timesteps, "n_updates": model._n_updates, "pos": buffer.pos,
              "full": buffer.full, "log_ent_coef": model.log_ent_coef.item()}
-    (checkpoint / "state.json.tmp").write_text(json.dumps(state))
-    (checkpoint / "state.json.tmp").replace(checkpoint / "state.json")
+    (staging / "state.json").write_text(json.dumps(state))
+    (staging / "done").touch()
+    _commit_checkpoint(staging, checkpoint)
 
 
 def _load_sb3_checkpoint(model, checkpoint: Path) -> None:
-    model.set_parameters(str(checkpoint / "model.zip"), exact_match=False)
-    state = json.loads((checkpoint / "state.json").read_text())
-    with np.load(checkpoint / "buffer.npz", allow_pickle=False) as data:
-        buffer = model.replay_buffer
-        for name in _SB3_BUFFER_FIELDS:
-            getattr(buffer, name)[: len(data[name])] = data[name]
+    try:
+        model.set_parameters(str(checkpoint / "model.zip"), exact_match=True)
+        state = json.loads((checkpoint / "state.json").read_text())
+        with np.load(checkpoint / "buffer.npz", allow_pickle=False) as data:
+            buffer = model.replay_buffer
+            for name in _SB3_BUFFER_FIELDS:
+                getattr(buffer, name)[: len(data[name])] = data[name]
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise ValueError(f"cannot resume from {checkpoint}: {str(error).strip().splitlines()[0]}") from None
     buffer.pos, buffer.full = int(state["pos"]), bool(state["full"])
     model.num_timesteps, model._n_updates = int(state["num_timesteps"]), int(state["n_updates"])
     with torch.no_grad():
@@ -267,20 +314,23 @@ def _train_soar(env, env_id, steps, checkpoint: Path, tracker: _Tracker, seed, c
     from agents.sac import SAC
 
     agent = SAC(env, learning_starts=learning_starts, seed=seed)
-    path = checkpoint / "agent.pt"
-    if path.exists():
-        agent.load(path)
+    resume_from = _latest_checkpoint(checkpoint)
+    if resume_from is not None:
+        agent.load(resume_from / "agent.pt")
     tracker.rewind(agent.num_timesteps)
     bar = _progress(steps, agent.num_timesteps, progress, env_id)
 
     def hook(agent: SAC) -> None:
         step = agent.num_timesteps
         bar.update(1)
-        tracker.maybe_evaluate(step, lambda: agent.policy(env_id))
+        tracker.maybe_evaluate(step, lambda: agent.policy(env_id), final=step >= steps)
         if step % checkpoint_every == 0 or step >= steps:
-            checkpoint.mkdir(parents=True, exist_ok=True)
-            agent.save(checkpoint / "agent.pt.tmp", include_buffer=True)
-            (checkpoint / "agent.pt.tmp").replace(path)
+            staging = checkpoint.with_name(checkpoint.name + ".tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            agent.save(staging / "agent.pt", include_buffer=True)
+            (staging / "done").touch()
+            _commit_checkpoint(staging, checkpoint)
             tracker.plot()
 
     agent.learn(max(steps - agent.num_timesteps, 0), callback=hook)

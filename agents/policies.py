@@ -159,15 +159,16 @@ class GaussianPolicy:
     def from_state(cls, state: dict, source: str = "policy") -> "GaussianPolicy":
         if not isinstance(state, dict) or state.get("format") != POLICY_FORMAT:
             raise ValueError(f"{source} is not a policy file of this toolkit (format {POLICY_FORMAT!r})")
-        weights = state["weights"]
-        actor = TanhGaussianActor(
-            int(state["obs_dim"]), int(state["act_dim"]), tuple(int(h) for h in state["hidden"]),
-            weights["offset"] - weights["scale"], weights["offset"] + weights["scale"],
-        )
         try:
+            weights = state["weights"]
+            actor = TanhGaussianActor(
+                int(state["obs_dim"]), int(state["act_dim"]), tuple(int(h) for h in state["hidden"]),
+                weights["offset"] - weights["scale"], weights["offset"] + weights["scale"],
+            )
             actor.load_state_dict(weights)
-        except RuntimeError as error:
-            raise ValueError(f"{source}: weights do not match the stated architecture: {error}") from None
+        except (KeyError, TypeError, RuntimeError) as error:
+            first_line = str(error).strip().splitlines()[0]
+            raise ValueError(f"{source}: incomplete or inconsistent policy file ({first_line})") from None
         return cls(actor.eval(), str(state.get("env_id", "")))
 
 
@@ -203,18 +204,27 @@ def policy_from_sb3_zip(path: str | Path, env_id: str = "") -> GaussianPolicy:
     """
     import json
 
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        if "policy.pth" not in names or "data" not in names:
-            raise ValueError(f"{path} is not a stable-baselines3 archive (no policy.pth/data)")
-        weights = torch.load(io.BytesIO(archive.read("policy.pth")), weights_only=True, map_location="cpu")
-        data = json.loads(archive.read("data"))
-    space = data.get("action_space", {})
-    if "low" not in space or "high" not in space:
-        raise ValueError(f"{path}: action space bounds not found in the archive metadata")
-    # SB3 writes the bounds as numpy's printed form, e.g. "[-1. -1. -1.]".
-    low, high = (torch.tensor([float(x) for x in space[k].strip("[]").split()]) for k in ("low", "high"))
-    return policy_from_sb3_actor_weights(weights, low, high, env_id)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if "policy.pth" not in names or "data" not in names:
+                raise ValueError("no policy.pth/data members")
+            weights = torch.load(io.BytesIO(archive.read("policy.pth")), weights_only=True, map_location="cpu")
+            data = json.loads(archive.read("data"))
+        # Only plain JSON fields are read; SB3's pickled (":serialized:") entries never are.
+        if data.get("use_sde"):
+            raise ValueError("gSDE policies (use_sde=True) are not supported")
+        activation = str(data.get("policy_kwargs", {}).get("activation_fn", "ReLU"))
+        if "ReLU" not in activation:
+            raise ValueError(f"only ReLU networks are supported, this one uses {activation}")
+        space = data.get("action_space", {})
+        # SB3 writes the bounds as numpy's printed form, e.g. "[-1. -1. -1.]".
+        low, high = (torch.tensor([float(x) for x in str(space[k]).strip("[]").split()]) for k in ("low", "high"))
+        policy = policy_from_sb3_actor_weights(weights, low, high, env_id)
+    except Exception as error:  # any corrupt or foreign archive
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} is not a usable stable-baselines3 SAC archive ({first_line})") from None
+    return policy
 
 
 def policy_from_sb3_actor_weights(weights: dict, low: torch.Tensor, high: torch.Tensor, env_id: str = "") -> GaussianPolicy:
@@ -227,7 +237,10 @@ def policy_from_sb3_actor_weights(weights: dict, low: torch.Tensor, high: torch.
     hidden = tuple(weights[f"actor.latent_pi.{i}.weight"].shape[0] for i in trunk)
     obs_dim = weights[f"actor.latent_pi.{trunk[0]}.weight"].shape[1]
     act_dim = weights["actor.mu.weight"].shape[0]
-    actor = TanhGaussianActor(obs_dim, act_dim, hidden, low.reshape(-1), high.reshape(-1))
+    low, high = low.reshape(-1), high.reshape(-1)
+    if low.shape != (act_dim,) or high.shape != (act_dim,) or not (torch.isfinite(low).all() and torch.isfinite(high).all()):
+        raise ValueError(f"action bounds must be {act_dim} finite numbers each, got {low.tolist()} and {high.tolist()}")
+    actor = TanhGaussianActor(obs_dim, act_dim, hidden, low, high)
     mapping = {}
     for ours, theirs in zip([i for i, m in enumerate(actor.trunk) if isinstance(m, torch.nn.Linear)], trunk):
         for kind in ("weight", "bias"):

@@ -45,6 +45,9 @@ def optimistic_q(pair_min: torch.Tensor, uncertainty_coef: float, q_std_clip: fl
     return pair_min.mean(dim=0) + uncertainty_coef * spread
 
 
+_flush_depth = 0
+
+
 @contextlib.contextmanager
 def flushed_denormals(enabled: bool = True) -> Iterator[None]:
     """Treat subnormal floats as zero on the CPU while inside (torch's default is off again after).
@@ -54,14 +57,18 @@ def flushed_denormals(enabled: bool = True) -> Iterator[None]:
     step drifts from 6.8 to 8.3 ms without this and stays at 6.8 ms with it. The values
     involved are below 1e-38, so flushing them changes nothing that matters to learning.
     """
+    global _flush_depth
     if not enabled:
         yield
         return
+    # torch cannot report the current mode, so nesting is counted: only the outermost exit restores it.
     flushing = torch.set_flush_denormal(True)
+    _flush_depth += 1
     try:
         yield
     finally:
-        if flushing:
+        _flush_depth -= 1
+        if flushing and _flush_depth == 0:
             torch.set_flush_denormal(False)
 
 
@@ -113,7 +120,8 @@ class SAC:
         discount, Polyak coefficient (target <- (1 - tau) target + tau online).
     alpha:
         Entropy coefficient: a float to fix it, or ``"auto"`` to learn it towards
-        ``target_entropy`` (default ``-act_dim``).
+        ``target_entropy`` (default ``-act_dim``; entropies of the squashed action in
+        ``[-1, 1]^d``, as in stable-baselines3, whatever the action box).
     buffer_size, learning_starts:
         Replay capacity; uniformly random actions before this many steps.
     reward_fn:
@@ -179,6 +187,9 @@ class SAC:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.learn_alpha = alpha == "auto"
         self.target_entropy = -float(self.act_dim) if target_entropy is None else float(target_entropy)
+        # Entropies are measured in the squashed [-1, 1]^d space (as stable-baselines3 does), so
+        # the default target means the same for any action box: log pi(a) + sum log(scale).
+        self.log_scale = float(torch.log(self.actor.scale).sum())
         self.log_alpha = torch.zeros(1, requires_grad=self.learn_alpha)
         if not self.learn_alpha:
             self.log_alpha.data.fill_(np.log(max(float(alpha), 1e-30)))
@@ -249,6 +260,7 @@ class SAC:
 
         with torch.no_grad():
             next_actions, next_log_prob = self.actor.sample(next_obs, self.generator)
+            next_log_prob = next_log_prob + self.log_scale
             target = self.pair_values(self.critic_target, next_obs, next_actions).view(L, 2, B).amin(dim=1)
             target = rewards + self.gamma * (1.0 - terminated) * (target - alpha * next_log_prob)
         q = self.pair_values(self.critic, obs, actions)
@@ -260,6 +272,7 @@ class SAC:
         # The actor sees the first pair's states; the critics are frozen for its step.
         actor_obs = obs[0]
         new_actions, log_prob = self.actor.sample(actor_obs, self.generator)
+        log_prob = log_prob + self.log_scale
         self.critic.requires_grad_(False)
         expanded_obs = actor_obs.expand(L, B, self.obs_dim)
         pair_min = self.pair_values(self.critic, expanded_obs, new_actions.expand(L, B, self.act_dim))
@@ -313,7 +326,7 @@ class SAC:
             "actor_optimizer": self.actor_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "log_alpha": self.log_alpha.detach().clone(),
-            "counters": torch.tensor([self.num_timesteps, self.num_gradient_steps]),
+            "counters": torch.tensor([self.num_timesteps, self.num_gradient_steps, self.buffer.position]),
             "num_q_pairs": torch.tensor(self.num_q_pairs),
             # Both random streams, so a resumed run continues exactly where it stopped.
             "torch_generator": self.generator.get_state(),
@@ -332,22 +345,29 @@ class SAC:
         except Exception as error:  # corrupt or foreign file
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ValueError(f"{path} is not a readable SAC checkpoint ({first_line})") from None
+        if not isinstance(state, dict) or not {"actor", "critic", "counters"} <= set(state):
+            raise ValueError(f"{path} is not a SAC checkpoint of this toolkit (no actor/critic/counters)")
         if int(state.get("num_q_pairs", -1)) != self.num_q_pairs:
             raise ValueError(f"{path} holds {int(state.get('num_q_pairs', -1))} critic pairs, this agent has {self.num_q_pairs}")
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.critic_target.load_state_dict(state["critic_target"])
-        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        try:
+            self.actor.load_state_dict(state["actor"])
+            self.critic.load_state_dict(state["critic"])
+            self.critic_target.load_state_dict(state["critic_target"])
+            self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+            self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            first_line = str(error).strip().splitlines()[0]
+            raise ValueError(f"{path} does not fit this agent (other sizes or environment?): {first_line}") from None
         self.log_alpha.data.copy_(state["log_alpha"])
-        self.num_timesteps, self.num_gradient_steps = (int(x) for x in state["counters"])
+        self.num_timesteps, self.num_gradient_steps, position = (int(x) for x in state["counters"])
         self.generator.set_state(state["torch_generator"])
         self.rng.bit_generator.state = state["numpy_rng"]
         if "buffer_obs" in state:
             size = len(state["buffer_obs"])
             for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
                 getattr(self.buffer, name)[:size] = state[f"buffer_{name}"].numpy()
-            self.buffer.size, self.buffer.position = size, size % self.buffer.capacity
+            # The write position, not size % capacity: once the buffer has wrapped they differ.
+            self.buffer.size, self.buffer.position = size, position
         return self
 
     def policy(self, env_id: str = "") -> GaussianPolicy:

@@ -1,5 +1,10 @@
 import numpy as np
 import pytest
+import torch
+
+# Tiny networks gain nothing from a second thread, and a busy second core makes torch's
+# thread pool wait on it: one thread keeps the suite fast and its timings steady.
+torch.set_num_threads(1)
 
 from envs import games
 

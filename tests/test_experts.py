@@ -121,6 +121,11 @@ def test_policy_from_stable_baselines3_matches_its_predictions(tmp_path):
     policy = load_policy(tmp_path / "sb3.zip")
     obs = np.random.default_rng(0).normal(size=(9, 3)).astype(np.float32)
     np.testing.assert_allclose(policy.act(obs, deterministic=True), model.predict(obs, deterministic=True)[0], atol=1e-5)
+    with torch.no_grad():  # the whole distribution, not only its mean
+        mean, log_std, _ = model.actor.get_action_dist_params(torch.as_tensor(obs))
+        our_mean, our_std = policy.actor.distribution(torch.as_tensor(obs))
+    torch.testing.assert_close(our_mean, mean)
+    torch.testing.assert_close(our_std.log(), log_std)
 
 
 @pytest.mark.parametrize("content", [b"not a policy", b""])
@@ -137,7 +142,8 @@ def test_foreign_torch_and_zip_files_are_rejected(tmp_path):
         load_policy(tmp_path / "other.pt")
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
         archive.writestr("policy.pth", b"junk")
-    with pytest.raises(Exception):
+        archive.writestr("data", "{}")
+    with pytest.raises(ValueError, match="other.zip"):
         load_policy(tmp_path / "other.zip")
     with pytest.raises(FileNotFoundError):
         load_policy(tmp_path / "missing.pt")
@@ -180,11 +186,21 @@ def _write_corrupt(path, **changes):
     ({"rewards": np.array([np.nan] * 9, dtype=np.float32)}, "NaN"),
     ({"format": np.array("someone-else/1")}, "format"),
     ({"obs": np.array([{"a": 1}], dtype=object)}, "not a readable"),
+    ({"lengths": np.array(9)}, "lengths must be"),
+    ({"lengths": np.array([2.0, 3.0, 4.0])}, "lengths must be"),
+    ({"obs": np.full((12, 3), "x")}, "must be numbers"),
+    ({"format": None}, "missing arrays"),
+    ({"terminated": np.array([True, True, False])}, "both terminated and truncated"),
 ])
 def test_corrupt_demonstration_files_name_the_problem(tmp_path, changes, message):
     _write_corrupt(tmp_path / "d.npz", **changes)
     with pytest.raises(ValueError, match=message):
         load_demonstrations(tmp_path / "d.npz")
+
+
+def test_save_keeps_the_name_it_is_given(tmp_path):
+    save_demonstrations(random_demos(), tmp_path / "demos.data")
+    assert load_demonstrations(tmp_path / "demos.data").env_id == "Fake-v0"
 
 
 def test_not_an_npz_file(tmp_path):
@@ -216,6 +232,10 @@ def test_imitation_round_trip_keeps_termination_and_truncation():
     np.testing.assert_array_equal(back.trajectories[2].rewards, demos.trajectories[2].rewards)
     fragment = from_imitation([{"obs": np.zeros((3, 2)), "acts": np.zeros((2, 1)), "terminal": False}])
     assert fragment.trajectories[0].truncated and fragment.return_mean == 0.0
+    # Without infos the ending is unknown: truncated by default (no false absorbing state), or as told.
+    episode = {"obs": np.zeros((3, 2)), "acts": np.zeros((2, 1)), "terminal": True}
+    assert from_imitation([episode]).trajectories[0].truncated
+    assert from_imitation([episode], unknown_ending="terminated").trajectories[0].terminated
 
 
 def test_minari_round_trip_with_objects():
@@ -257,8 +277,13 @@ def test_collect_neural_policy_on_pendulum():
     policy, env = pendulum_policy()
     trajectories = collect(policy, env, episodes=2, seed=5)
     assert [len(t) for t in trajectories] == [200, 200] and all(t.truncated for t in trajectories)
-    again = collect(policy, env, episodes=1, seed=5, deterministic=True)
-    np.testing.assert_array_equal(again[0].obs[0], trajectories[0].obs[0])  # same reset seed, same start
+    # Replaying the recorded actions in a fresh environment reproduces the recorded states and rewards.
+    fresh = gym.make("Pendulum-v1")
+    obs, _ = fresh.reset(seed=6)
+    for t in range(200):
+        np.testing.assert_allclose(obs, trajectories[1].obs[t], atol=1e-6)
+        obs, reward, *_ = fresh.step(trajectories[1].acts[t])
+        assert reward == pytest.approx(trajectories[1].rewards[t], rel=1e-5)
 
 
 # ------------------------------------------------------------------ training
@@ -285,6 +310,36 @@ def test_train_expert_logs_checkpoints_and_resumes(tmp_path, algorithm):
     # The kept policy is the best evaluated one: re-evaluating it reproduces that number.
     best = evaluate(policy, gym.make("Pendulum-v1"), episodes=1, seed=10_000)
     assert best[0] == pytest.approx(resumed.best_return, rel=1e-4)
+
+
+def test_sb3_checkpoint_restores_weights_buffer_and_counters(tmp_path):
+    from stable_baselines3 import SAC as SB3SAC
+
+    from agents.experts import _latest_checkpoint, _load_sb3_checkpoint, _save_sb3_checkpoint
+
+    def model():
+        return SB3SAC("MlpPolicy", gym.make("Pendulum-v1"), policy_kwargs={"net_arch": [16]}, learning_starts=20, seed=3)
+
+    trained = model().learn(60)
+    _save_sb3_checkpoint(trained, tmp_path / "checkpoint", trained.num_timesteps)
+    fresh = model()
+    _load_sb3_checkpoint(fresh, _latest_checkpoint(tmp_path / "checkpoint"))
+    for (name, a), b in zip(trained.policy.state_dict().items(), fresh.policy.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    np.testing.assert_array_equal(fresh.replay_buffer.observations[:60], trained.replay_buffer.observations[:60])
+    assert (fresh.num_timesteps, fresh.replay_buffer.pos, fresh._n_updates) == (60, 60, trained._n_updates)
+    assert fresh.log_ent_coef.item() == pytest.approx(trained.log_ent_coef.item())
+    assert fresh.actor.optimizer.state_dict()["state"][0]["step"] == trained.actor.optimizer.state_dict()["state"][0]["step"]
+
+
+def test_train_expert_evaluates_the_last_step_and_refuses_other_settings(tmp_path):
+    result = train_expert("Pendulum-v1", 150, tmp_path, algorithm="soar", eval_every=100, eval_episodes=1,
+                          learning_starts=50, progress=False)
+    assert [row["step"] for row in result.evaluations] == [100, 150]
+    with pytest.raises(ValueError, match="seed: 0 there, 1 here"):
+        train_expert("Pendulum-v1", 200, tmp_path, algorithm="soar", seed=1, learning_starts=50, progress=False)
+    with pytest.raises(ValueError, match="algorithm"):
+        train_expert("Pendulum-v1", 200, tmp_path, algorithm="sb3", learning_starts=50, progress=False)
 
 
 def test_train_expert_rejects_bad_settings(tmp_path):

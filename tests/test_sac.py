@@ -154,4 +154,19 @@ def test_flushed_denormals_zeroes_subnormals_only_inside():
     with flushed_denormals():
         assert (tiny * 2).item() == 0.0
         assert (torch.tensor([1e-30]) * 2).item() == pytest.approx(2e-30)
+        with flushed_denormals():
+            pass
+        assert (tiny * 2).item() == 0.0  # an inner exit leaves the outer context flushing
     assert (tiny * 2).item() > 0
+
+
+def test_resume_keeps_the_write_position_of_a_wrapped_buffer(tmp_path):
+    agent = small_agent(buffer_size=50, learning_starts=10)
+    agent.learn(70)  # 70 transitions into 50 slots: the oldest is now at index 20
+    assert (agent.buffer.size, agent.buffer.position) == (50, 20)
+    agent.save(tmp_path / "a.pt", include_buffer=True)
+    resumed = small_agent(buffer_size=50, learning_starts=10).load(tmp_path / "a.pt")
+    assert (resumed.buffer.size, resumed.buffer.position) == (50, 20)
+    oldest = resumed.buffer.obs[20].copy()
+    resumed.learn(1)
+    assert not np.array_equal(resumed.buffer.obs[20], oldest)  # the oldest was overwritten
