@@ -305,7 +305,8 @@ def from_imitation(
             truncated = bool(last_info["TimeLimit.truncated"])
         else:
             truncated = unknown_ending == "truncated"
-        result.append(Trajectory(np.asarray(obs, dtype=np.float32), acts, rews, not truncated, truncated))
+        obs = np.asarray(obs, dtype=np.float32)
+        result.append(Trajectory(obs.reshape(len(obs), -1), acts, rews, not truncated, truncated))
     return Demonstrations(result, env_id=env_id, source=source)
 
 
@@ -354,7 +355,10 @@ def to_minari(demos: Demonstrations) -> list[dict[str, np.ndarray]]:
 
 
 def from_minari(episodes: Iterable[Any], env_id: str = "", source: str = "minari") -> Demonstrations:
-    """Build demonstrations from Minari episodes (``EpisodeData`` objects or dicts of its fields)."""
+    """Build demonstrations from Minari episodes (``EpisodeData`` objects or dicts of its fields).
+
+    An episode whose last ``terminations`` flag is set is terminated; any other is truncated.
+    """
     result = []
     for i, episode in enumerate(episodes):
         fields = {k: _field(episode, k) for k in ("observations", "actions", "rewards", "terminations", "truncations")}
@@ -365,11 +369,11 @@ def from_minari(episodes: Iterable[Any], env_id: str = "", source: str = "minari
             raise ValueError(f"Minari episode {i} has dictionary observations; flatten them first")
         acts = np.asarray(fields["actions"], dtype=np.float32)
         terminations = np.asarray(fields["terminations"], dtype=bool)
-        truncations = np.asarray(fields["truncations"], dtype=bool)
         terminated = bool(terminations[-1]) if len(terminations) else False
+        observations = np.asarray(fields["observations"], dtype=np.float32)
         result.append(Trajectory(
-            np.asarray(fields["observations"], dtype=np.float32), acts.reshape(len(acts), -1),
+            observations.reshape(len(observations), -1), acts.reshape(len(acts), -1),
             np.asarray(fields["rewards"], dtype=np.float32), terminated,
-            bool(truncations[-1]) and not terminated if len(truncations) else True,
+            not terminated,  # an episode that did not terminate was cut off, flagged or not
         ))
     return Demonstrations(result, env_id=env_id, source=source)
