@@ -12,6 +12,7 @@ never runs code from the file.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -202,8 +203,6 @@ def policy_from_sb3_zip(path: str | Path, env_id: str = "") -> GaussianPolicy:
     this actor's ``tanh(u) * scale + offset``; the box itself comes from the archive's
     ``data`` JSON (its plain ``low``/``high`` fields), never from its pickles.
     """
-    import json
-
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()

@@ -221,7 +221,7 @@ class SAC:
 
     def log_prob(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Log-density of ``actions`` under the current actor."""
-        return self.policy().log_prob(obs, actions)
+        return GaussianPolicy(self.actor).log_prob(obs, actions)
 
     def q_values(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """:class:`~agents.policies.Critic` interface: every member's Q value, shape ``(2L, N)``
