@@ -69,7 +69,7 @@ class Trajectory:
 
     @property
     def episode_return(self) -> float:
-        return float(self.rewards.sum())
+        return float(self.rewards.sum(dtype=np.float64))
 
 
 @dataclass
@@ -297,7 +297,8 @@ def from_imitation(
         rews = _field(item, "rews")
         rews = np.zeros(len(acts), np.float32) if rews is None else np.asarray(rews, dtype=np.float32)
         infos = _field(item, "infos")
-        terminal = bool(_field(item, "terminal") if _field(item, "terminal") is not None else True)
+        terminal = _field(item, "terminal")
+        terminal = True if terminal is None else bool(terminal)
         last_info = dict(infos[-1] or {}) if infos is not None and len(infos) else {}
         if not terminal:
             truncated = True

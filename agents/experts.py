@@ -16,19 +16,20 @@ stopped without losing its evaluation log. Output folder::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import gymnasium as gym
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from agents.demonstrations import Demonstrations, load_demonstrations
+from agents.demonstrations import Demonstrations, collect, load_demonstrations
 from agents.policies import GaussianPolicy, Policy, load_policy, policy_from_sb3_actor_weights
 from agents.records import read_rows, write_rows
 from agents.sac import flushed_denormals
@@ -65,16 +66,7 @@ def bundled_policy(env_id: str) -> GaussianPolicy:
 
 def evaluate(policy: Policy, env: gym.Env, episodes: int, seed: int = 0, deterministic: bool = True) -> np.ndarray:
     """Undiscounted returns of ``episodes`` episodes (seeds ``seed, seed + 1, ...``)."""
-    returns = np.zeros(episodes)
-    rng = np.random.default_rng(seed)
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        done = False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(policy.act(obs, deterministic=deterministic, rng=rng))
-            returns[episode] += float(reward)
-            done = terminated or truncated
-    return returns
+    return np.array([t.episode_return for t in collect(policy, env, episodes, seed=seed, deterministic=deterministic)])
 
 
 @dataclass
@@ -211,8 +203,14 @@ def _check_same_run(out: Path, settings: dict) -> None:
         path.write_text(json.dumps(settings, indent=1) + "\n")
 
 
-def _commit_checkpoint(staging: Path, checkpoint: Path) -> None:
-    """Swap a fully written checkpoint folder in, so a crash never leaves a half-written one."""
+@contextlib.contextmanager
+def _staged_checkpoint(checkpoint: Path) -> Iterator[Path]:
+    """Yield an empty staging folder; once written, swap it in whole (a crash never leaves half a checkpoint)."""
+    staging = checkpoint.with_name(checkpoint.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    yield staging
+    (staging / "done").touch()
     old = checkpoint.with_name(checkpoint.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if checkpoint.exists():
@@ -276,21 +274,17 @@ def _train_sb3(env, env_id, steps, checkpoint: Path, tracker: _Tracker, seed, ch
 
 
 def _save_sb3_checkpoint(model, checkpoint: Path, num_timesteps: int) -> None:
-    staging = checkpoint.with_name(checkpoint.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     # Weights and optimisers through SB3 (read back by set_parameters, which loads
     # tensors with weights_only=True); the buffer and counters in plain files, since
     # SB3's own buffer and metadata files are pickles.
-    model.save(staging / "model.zip")
     buffer = model.replay_buffer
     size = buffer.buffer_size if buffer.full else buffer.pos
-    np.savez(staging / "buffer.npz", **{k: getattr(buffer, k)[:size] for k in _SB3_BUFFER_FIELDS})
     state = {"num_timesteps": num_timesteps, "n_updates": model._n_updates, "pos": buffer.pos,
              "full": buffer.full, "log_ent_coef": model.log_ent_coef.item()}
-    (staging / "state.json").write_text(json.dumps(state))
-    (staging / "done").touch()
-    _commit_checkpoint(staging, checkpoint)
+    with _staged_checkpoint(checkpoint) as staging:
+        model.save(staging / "model.zip")
+        np.savez(staging / "buffer.npz", **{k: getattr(buffer, k)[:size] for k in _SB3_BUFFER_FIELDS})
+        (staging / "state.json").write_text(json.dumps(state))
 
 
 def _load_sb3_checkpoint(model, checkpoint: Path) -> None:
@@ -325,12 +319,8 @@ def _train_soar(env, env_id, steps, checkpoint: Path, tracker: _Tracker, seed, c
         bar.update(1)
         tracker.maybe_evaluate(step, lambda: agent.policy(env_id), final=step >= steps)
         if step % checkpoint_every == 0 or step >= steps:
-            staging = checkpoint.with_name(checkpoint.name + ".tmp")
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            agent.save(staging / "agent.pt", include_buffer=True)
-            (staging / "done").touch()
-            _commit_checkpoint(staging, checkpoint)
+            with _staged_checkpoint(checkpoint) as staging:
+                agent.save(staging / "agent.pt", include_buffer=True)
             tracker.plot()
 
     agent.learn(max(steps - agent.num_timesteps, 0), callback=hook)
