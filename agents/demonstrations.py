@@ -32,11 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import gymnasium as gym
 import numpy as np
-from tqdm.auto import tqdm
-
-from agents.policies import Policy
 
 FORMAT = "soar-mail/demonstrations/1"
 _ARRAY_KEYS = ("obs", "acts", "rewards", "lengths", "terminated", "truncated", "format")
@@ -44,7 +40,10 @@ _ARRAY_KEYS = ("obs", "acts", "rewards", "lengths", "terminated", "truncated", "
 
 @dataclass(frozen=True)
 class Trajectory:
-    """One episode (or its first ``T`` steps): ``obs[T+1]``, ``acts[T]``, ``rewards[T]``."""
+    """One episode (or its first ``T`` steps): ``obs[T+1]``, ``acts[T]``, ``rewards[T]``.
+
+    Multi-agent episodes (:mod:`agents.rollout`) carry one reward column per agent, ``rewards[T, n]``.
+    """
 
     obs: np.ndarray
     acts: np.ndarray
@@ -56,10 +55,10 @@ class Trajectory:
         T = len(self.acts)
         if self.obs.ndim != 2 or self.acts.ndim != 2:
             raise ValueError(f"obs and acts must be 2-D (time, dim), got shapes {self.obs.shape} and {self.acts.shape}")
-        if len(self.obs) != T + 1 or self.rewards.shape != (T,):
+        if len(self.obs) != T + 1 or self.rewards.ndim not in (1, 2) or len(self.rewards) != T:
             raise ValueError(
-                f"a trajectory of {T} actions needs {T + 1} observations and {T} rewards, "
-                f"got {len(self.obs)} and {self.rewards.shape}"
+                f"a trajectory of {T} actions needs {T + 1} observations and {T} rewards (or {T} rows of "
+                f"per-agent rewards), got {len(self.obs)} and {self.rewards.shape}"
             )
         if self.terminated and self.truncated:
             raise ValueError("a trajectory cannot be both terminated and truncated")
@@ -68,8 +67,10 @@ class Trajectory:
         return len(self.acts)
 
     @property
-    def episode_return(self) -> float:
-        return float(self.rewards.sum(dtype=np.float64))
+    def episode_return(self) -> float | np.ndarray:
+        """Undiscounted return: a number, or one per agent for per-agent rewards."""
+        total = self.rewards.sum(axis=0, dtype=np.float64)
+        return float(total) if self.rewards.ndim == 1 else total
 
 
 @dataclass
@@ -87,6 +88,8 @@ class Demonstrations:
         dims = {(t.obs.shape[1], t.acts.shape[1]) for t in self.trajectories}
         if len(dims) != 1:
             raise ValueError(f"trajectories disagree on (obs_dim, act_dim): {sorted(dims)}")
+        if any(t.rewards.ndim != 1 for t in self.trajectories):
+            raise ValueError("demonstrations hold single-agent trajectories (one reward per step)")
         self.returns = np.array([t.episode_return for t in self.trajectories])
 
     def __len__(self) -> int:
@@ -216,39 +219,6 @@ def load_demonstrations(path: str | Path) -> Demonstrations:
     ]
     text = {k: str(arrays[k]) if k in arrays else "" for k in ("env_id", "source")}
     return Demonstrations(trajectories, env_id=text["env_id"], source=text["source"])
-
-
-# ------------------------------------------------------------------- rollouts
-def collect(
-    policy: Policy,
-    env: gym.Env,
-    episodes: int,
-    seed: int = 0,
-    deterministic: bool = False,
-    progress: bool = False,
-) -> list[Trajectory]:
-    """Roll ``policy`` out for ``episodes`` whole episodes (reset seeds ``seed, seed + 1, ...``)."""
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    rng = np.random.default_rng(seed)
-    trajectories = []
-    for episode in tqdm(range(episodes), disable=not progress, desc="rollouts", unit="episode"):
-        obs, _ = env.reset(seed=seed + episode)
-        observations, actions, rewards = [obs], [], []
-        terminated = truncated = False
-        while not (terminated or truncated):
-            action = policy.act(obs, deterministic=deterministic, rng=rng)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            observations.append(obs)
-            actions.append(np.asarray(action, dtype=np.float32).reshape(-1))
-            rewards.append(float(reward))
-        # Discrete observations (tabular environments) become one column.
-        obs_array = np.asarray(observations, dtype=np.float32).reshape(len(observations), -1)
-        trajectories.append(Trajectory(
-            obs_array, np.asarray(actions, dtype=np.float32),
-            np.asarray(rewards, dtype=np.float32), bool(terminated), bool(truncated and not terminated),
-        ))
-    return trajectories
 
 
 # ----------------------------------------------------------------- converters

@@ -1,11 +1,26 @@
-"""Jitted sampling primitives shared by the tabular algorithms."""
+"""Sampling shared by every tabular algorithm: categorical draws and the occupancy sampler.
+
+Categorical draws are inverse-CDF draws in two forms with the same semantics: the
+scalar :func:`categorical` inside numba kernels and the batched
+:func:`sample_categorical` (over tables precomputed by :func:`cumulative_table`)
+in numpy code. Neither ever returns a zero-probability entry, even when rounding
+leaves a row's cumulative sum a hair below 1.
+
+Step-count convention: a *simulator step* is one sampled transition ``s -> s'``.
+Drawing actions is not a step. :func:`sample_occupancy` returns both the steps it
+took and the joint actions it drew (each drawn joint action is one expert query
+per player when the profile is an expert's).
+"""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 
+# ------------------------------------------------------------- categorical draws
 @njit(cache=True)
 def categorical(probabilities: np.ndarray, u: float) -> int:
     """Inverse-CDF draw from ``probabilities`` with a uniform ``u`` in [0, 1)."""
@@ -19,3 +34,152 @@ def categorical(probabilities: np.ndarray, u: float) -> int:
         if probabilities[i] > 0.0:
             return i
     return 0
+
+
+def cumulative_table(probabilities: np.ndarray) -> np.ndarray:
+    """Cumulative sums along the last axis, infinite from each row's last positive entry on.
+
+    With the infinite tail, ``(u >= table).sum(-1)`` for ``u`` in [0, 1) never lands
+    on a zero-probability entry, whatever the rounding of the sums.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    table = np.cumsum(probabilities, axis=-1)
+    num_entries = probabilities.shape[-1]
+    last_positive = num_entries - 1 - np.argmax(probabilities[..., ::-1] > 0, axis=-1)
+    table[np.arange(num_entries) >= last_positive[..., None]] = np.inf
+    return table
+
+
+def draw(table: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """One index per row of a :func:`cumulative_table` ``(..., K)`` from uniforms of shape ``(...)``."""
+    return (np.asarray(uniforms)[..., None] >= table).sum(axis=-1)
+
+
+def sample_categorical(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One index per row of ``probabilities`` ``(..., K)``, using ``rng.random(shape[:-1])``."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    return draw(cumulative_table(probabilities), rng.random(probabilities.shape[:-1]))
+
+
+# ------------------------------------------------------------ profile rollouts
+@njit(cache=True)
+def draw_joint(packed: np.ndarray, num_actions: np.ndarray, state: int, rng: np.random.Generator) -> int:
+    """Flat joint action (C order) of a packed profile ``(n, S, max A)`` at ``state``."""
+    joint = 0
+    for i in range(packed.shape[0]):
+        joint = joint * num_actions[i] + categorical(packed[i, state, : num_actions[i]], rng.random())
+    return joint
+
+
+@njit(cache=True)
+def _geometric_rollouts(
+    joint_transitions: np.ndarray,
+    packed: np.ndarray,
+    num_actions: np.ndarray,
+    initial: np.ndarray,
+    gamma: float,
+    count: int,
+    every_state: bool,
+    with_actions: bool,
+    with_next: bool,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    states = np.empty(count, dtype=np.int64)
+    joints = np.full(count, -1, dtype=np.int64)
+    next_states = np.full(count, -1, dtype=np.int64)
+    steps = draws = 0
+    n = 0
+    while n < count:
+        state = categorical(initial, rng.random())
+        # P(T = t) = (1 - gamma) gamma^t makes s_T distributed as d^pi.
+        length = rng.geometric(1.0 - gamma) - 1
+        for t in range(length + 1):
+            last = t == length
+            keep = every_state or last
+            if keep:
+                states[n] = state
+            if keep and not with_actions:
+                n += 1
+                if n == count or last:
+                    break
+            if not keep or not with_actions:
+                joint = draw_joint(packed, num_actions, state, rng)
+                draws += 1
+                state = categorical(joint_transitions[state, joint], rng.random())
+                steps += 1
+                continue
+            joint = draw_joint(packed, num_actions, state, rng)
+            draws += 1
+            joints[n] = joint
+            if with_next or not last:
+                following = categorical(joint_transitions[state, joint], rng.random())
+                steps += 1
+                if with_next:
+                    next_states[n] = following
+                state = following
+            n += 1
+            if n == count:
+                break
+    return states, joints, next_states, steps, draws
+
+
+class OccupancySample(NamedTuple):
+    """What :func:`sample_occupancy` returns.
+
+    ``joint_actions`` and ``next_states`` hold -1 where they were not asked for.
+    ``steps`` counts simulator steps (transitions sampled), ``draws`` joint actions drawn.
+    """
+
+    states: np.ndarray
+    joint_actions: np.ndarray
+    next_states: np.ndarray
+    steps: int
+    draws: int
+
+
+def sample_occupancy(
+    joint_transitions: np.ndarray,
+    packed: np.ndarray,
+    num_actions: np.ndarray,
+    initial: np.ndarray,
+    gamma: float,
+    count: int,
+    rng: np.random.Generator,
+    every_state: bool = False,
+    with_actions: bool = False,
+    with_next: bool = False,
+) -> OccupancySample:
+    """``count`` states from the normalised discounted occupancy ``d^pi`` of a profile.
+
+    Each rollout starts at ``s_0 ~ initial`` and runs ``T ~ Geometric(1 - gamma) - 1``
+    steps, so that ``s_T ~ d^pi``.
+
+    Parameters
+    ----------
+    joint_transitions:
+        ``(S, J, S)``, the game's transitions over flat joint actions.
+    packed:
+        The profile as ``(n, S, max A)`` (see :func:`agents.tabular.pack_policies`).
+    num_actions:
+        ``(n,)`` int64 actions per player.
+    initial, gamma:
+        Initial distribution and discount.
+    count:
+        States to return.
+    every_state:
+        Keep every state of consecutive rollouts (trajectory samples) instead of only
+        the last state of each (independent samples from ``d^pi``).
+    with_actions:
+        Also return the joint action the profile draws at each kept state.
+    with_next:
+        Also take one more step from each kept state and return ``s'`` (implies
+        ``with_actions``).
+    """
+    if int(count) != count or count < 0:
+        raise ValueError(f"count must be a non-negative integer, got {count!r}")
+    with_actions = bool(with_actions or with_next)
+    states, joints, next_states, steps, draws = _geometric_rollouts(
+        joint_transitions, packed, np.asarray(num_actions, dtype=np.int64), np.ascontiguousarray(initial),
+        float(gamma), int(count), bool(every_state), with_actions, bool(with_next), rng,
+    )
+    return OccupancySample(states, joints, next_states, int(steps), int(draws))

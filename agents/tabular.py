@@ -19,7 +19,12 @@ import numpy as np
 from numba import njit
 from scipy.optimize import linprog
 
+from agents.interface import PolicyProfile, TabularPolicy
 from envs.markov_game import MarkovGame, check_distribution_rows
+
+#: What the solvers take as a profile: a PolicyProfile, or one (S, A_i) array or
+#: TabularPolicy per player (a single one for an MDP).
+Profile = PolicyProfile | Sequence[np.ndarray | TabularPolicy] | TabularPolicy | np.ndarray
 
 __all__ = [
     "BestResponse",
@@ -376,11 +381,12 @@ def joint_action_table(game: MarkovGame) -> np.ndarray:
     return _joint_action_table(np.asarray(game.num_actions, dtype=np.int64))
 
 
-def pack_policies(game: MarkovGame, policies: Sequence[np.ndarray]) -> np.ndarray:
+def pack_policies(game: MarkovGame, policies: Profile) -> np.ndarray:
     """A profile as one zero-padded array (n, S, max A_i), the layout the kernels take."""
     packed = np.zeros((game.num_players, game.num_states, max(game.num_actions)))
     for i, policy in enumerate(policies):
-        packed[i, :, : policy.shape[1]] = policy
+        table = np.asarray(policy)
+        packed[i, :, : table.shape[1]] = table
     return packed
 
 
@@ -396,7 +402,7 @@ def _evaluate_kernel(kernel: np.ndarray, rewards: np.ndarray, gamma: float) -> n
     )
 
 
-def check_policies(game: MarkovGame, policies: Sequence[np.ndarray]) -> list[np.ndarray]:
+def check_policies(game: MarkovGame, policies: Profile) -> list[np.ndarray]:
     """Validate a policy profile and return it as a list of float64 arrays.
 
     Raises
@@ -405,7 +411,7 @@ def check_policies(game: MarkovGame, policies: Sequence[np.ndarray]) -> list[np.
         If the number of policies, a shape, or a probability row is wrong; the
         message names the player and the offending index.
     """
-    if isinstance(policies, np.ndarray) and policies.ndim == 2:
+    if isinstance(policies, TabularPolicy) or (isinstance(policies, np.ndarray) and policies.ndim == 2):
         policies = [policies]
     if len(policies) != game.num_players:
         raise ValueError(
@@ -436,7 +442,7 @@ def _check_player(game: MarkovGame, player: int) -> int:
 
 
 # --------------------------------------------------------------------- values
-def policy_kernel(game: MarkovGame, policies: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def policy_kernel(game: MarkovGame, policies: Profile) -> tuple[np.ndarray, np.ndarray]:
     """State transition matrix ``P_pi`` (S, S) and rewards ``r_pi`` (n, S) of a profile."""
     policies = check_policies(game, policies)
     kernel, rewards, _, _ = _profile_kernels(
@@ -445,13 +451,13 @@ def policy_kernel(game: MarkovGame, policies: Sequence[np.ndarray]) -> tuple[np.
     return kernel, rewards
 
 
-def values(game: MarkovGame, policies: Sequence[np.ndarray]) -> np.ndarray:
+def values(game: MarkovGame, policies: Profile) -> np.ndarray:
     """Every player's value in every state, shape ``(n, S)``: ``(I - gamma P_pi)^-1 r_pi``."""
     kernel, rewards = policy_kernel(game, policies)
     return np.ascontiguousarray(_evaluate_kernel(kernel, rewards, game.gamma).T)
 
 
-def occupancy(game: MarkovGame, policies: Sequence[np.ndarray]) -> np.ndarray:
+def occupancy(game: MarkovGame, policies: Profile) -> np.ndarray:
     """Normalised discounted state occupancy ``(1 - gamma) (I - gamma P_pi^T)^-1 rho_0``, shape ``(S,)``."""
     kernel, _ = policy_kernel(game, policies)
     d = (1.0 - game.gamma) * _solve_direct(
@@ -463,7 +469,7 @@ def occupancy(game: MarkovGame, policies: Sequence[np.ndarray]) -> np.ndarray:
 
 # ------------------------------------------------------------- best response
 def induced_mdp(
-    game: MarkovGame, policies: Sequence[np.ndarray], player: int
+    game: MarkovGame, policies: Profile, player: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The MDP of ``player`` when the other players follow ``policies``.
 
@@ -547,7 +553,7 @@ def _one_hot(actions: np.ndarray, num_actions: int) -> np.ndarray:
     return policy
 
 
-def best_response(game: MarkovGame, policies: Sequence[np.ndarray], player: int) -> BestResponse:
+def best_response(game: MarkovGame, policies: Profile, player: int) -> BestResponse:
     """Exact best response of ``player`` against the others' ``policies``.
 
     Solves the induced MDP by policy iteration; ``value`` is the best-response
@@ -573,7 +579,7 @@ class NashGap(NamedTuple):
     per_player: np.ndarray
 
 
-def nash_gap(game: MarkovGame, policies: Sequence[np.ndarray]) -> NashGap:
+def nash_gap(game: MarkovGame, policies: Profile) -> NashGap:
     """Nash gap of a policy profile: the sum over players of best-response improvements.
 
     Each improvement is non-negative up to solver rounding (about 1e-12); for a
@@ -629,7 +635,7 @@ def _max_ratio(numerator: np.ndarray, expert: np.ndarray) -> float:
 
 
 def concentrability(
-    game: MarkovGame, expert_policies: Sequence[np.ndarray], max_iterations: int = 10_000
+    game: MarkovGame, expert_policies: Profile, max_iterations: int = 10_000
 ) -> Concentrability:
     """Single-policy and all-policy deviation concentrability of an expert profile.
 

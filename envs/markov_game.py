@@ -9,6 +9,7 @@ algorithms that must learn from interaction use its sampling simulator
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import numpy as np
@@ -246,6 +247,17 @@ class MarkovGame:
     def state(self) -> int | None:
         """Current simulator state (``None`` before :meth:`reset`)."""
         return self._state
+
+    def simulator(self) -> "MarkovGame":
+        """A new handle on the same read-only model with its own simulator state and generator.
+
+        The Gymnasium and PettingZoo views step through one of these, so they share the
+        game's :meth:`step` without disturbing (or being disturbed by) other users of the game.
+        """
+        handle = copy.copy(self)
+        handle._rng = np.random.default_rng()
+        handle._state = None
+        return handle
 
     def parallel_env(self, max_steps: int = 100, render_mode: str | None = None):
         """A PettingZoo ``ParallelEnv`` view of this game (see :mod:`envs.parallel`)."""

@@ -1,8 +1,9 @@
 """A PettingZoo ``ParallelEnv`` view of a tabular :class:`~envs.markov_game.MarkovGame`.
 
-Every agent observes the (fully observed) state index and acts simultaneously.
-The game is infinite-horizon, so episodes never terminate; they are truncated
-after ``max_steps`` steps.
+Every agent observes the (fully observed) state index and acts simultaneously;
+steps go through :meth:`MarkovGame.step` of a private simulator handle
+(:meth:`MarkovGame.simulator`). The game is infinite-horizon, so episodes never
+terminate; they are truncated after ``max_steps`` steps.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ class MarkovGameParallelEnv(ParallelEnv):
     metadata = {"name": "markov_game_v0", "render_modes": ["ansi"], "is_parallelizable": True}
 
     def __init__(self, game: MarkovGame, max_steps: int = 100, render_mode: str | None = None):
-        if max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        if int(max_steps) != max_steps or max_steps < 1:
+            raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.game = game
@@ -48,8 +49,7 @@ class MarkovGameParallelEnv(ParallelEnv):
             agent: spaces.Discrete(count)
             for agent, count in zip(self.possible_agents, game.num_actions)
         }
-        self._rng = np.random.default_rng()
-        self._state = 0
+        self._simulator = game.simulator()
         self._steps = 0
 
     def observation_space(self, agent: str) -> spaces.Space:
@@ -59,17 +59,16 @@ class MarkovGameParallelEnv(ParallelEnv):
         return self.action_spaces[agent]
 
     def _observations(self) -> dict[str, int]:
-        return {agent: self._state for agent in self.agents}
+        return {agent: self._simulator.state for agent in self.agents}
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, int], dict[str, dict]]:
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
             for offset, agent in enumerate(self.possible_agents):
                 self.action_spaces[agent].seed(seed + offset + 1)
         self.agents = list(self.possible_agents)
-        self._state = int(self._rng.choice(self.game.num_states, p=self.game.initial))
+        self._simulator.reset(seed=seed)
         self._steps = 0
         return self._observations(), {agent: {} for agent in self.agents}
 
@@ -79,10 +78,7 @@ class MarkovGameParallelEnv(ParallelEnv):
         missing = [agent for agent in self.agents if agent not in actions]
         if missing:
             raise ValueError(f"missing actions for agents {missing}")
-        joint = self.game.joint_action_index([int(actions[agent]) for agent in self.agents])
-        rewards = self.game.joint_rewards[:, self._state, joint]
-        probabilities = self.game.joint_transitions[self._state, joint]
-        self._state = int(self._rng.choice(self.game.num_states, p=probabilities))
+        _, rewards = self._simulator.step([np.asarray(actions[agent]).item() for agent in self.agents])
         self._steps += 1
         truncated = self._steps >= self.max_steps
         agents = self.agents
@@ -97,11 +93,11 @@ class MarkovGameParallelEnv(ParallelEnv):
 
     def render(self) -> str | None:
         if self.render_mode == "ansi":
-            return f"step {self._steps}: state {self._state}"
+            return f"step {self._steps}: state {self._simulator.state}"
         return None
 
     def state(self) -> np.ndarray:
-        return np.array([self._state])
+        return np.array([self._simulator.state])
 
     def close(self) -> None:
         pass

@@ -2,106 +2,60 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from agents import tabular
+from agents.sampling import sample_categorical, sample_occupancy
+from agents.tabular import Profile
+from agents.tabular_demonstrations import TabularDemonstrations
 from envs.markov_game import MarkovGame
-from mail import rollouts
+from mail.loop import IterateTracker, check_budget, log_point
 from mail.oracle import ExpertOracle
-from mail.result import IterateTracker, MailHistory, MailResult, check_budget, log_point
+from mail.result import MailHistory, MailResult
 
 SAMPLINGS = ("iid", "trajectory")
 DEFAULTS = ("uniform", "first")
 
 
-@dataclass(frozen=True)
-class ExpertDataset:
-    """Expert samples: ``states`` (N,) with every player's action ``actions`` (N, n)."""
-
-    states: np.ndarray
-    actions: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.states)
-
-
-def _demonstrate(
-    game: MarkovGame,
-    act,
-    num_samples: int,
-    sampling: str,
-    rng: np.random.Generator,
-) -> ExpertDataset:
-    """Roll the expert (``act(state) -> joint action``) to collect states from d^E.
-
-    ``iid``: each sample is the last state of an independent rollout of
-    Geometric(1 - gamma) - 1 steps. ``trajectory``: every state of consecutive
-    rollouts of that length is kept.
-    """
+def _check_sampling(sampling: str) -> bool:
+    """Whether ``sampling`` keeps every state of the rollouts."""
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
-    states, actions = [], []
-    while len(states) < num_samples:
-        state = int(rng.choice(game.num_states, p=game.initial))
-        length = int(rng.geometric(1.0 - game.gamma)) - 1
-        for t in range(length + 1):
-            joint = act(state)
-            if sampling == "trajectory" or t == length:
-                states.append(state)
-                actions.append(joint)
-                if len(states) == num_samples:
-                    break
-            if t < length:
-                index = game.joint_action_index(joint)
-                state = int(rng.choice(game.num_states, p=game.joint_transitions[state, index]))
-    return ExpertDataset(np.array(states, dtype=np.int64), np.array(actions, dtype=np.int64).reshape(-1, game.num_players))
+    return sampling == "trajectory"
 
 
 def expert_dataset(
     game: MarkovGame,
-    expert_policies: list[np.ndarray],
+    expert_policies: Profile,
     num_samples: int,
     sampling: Literal["iid", "trajectory"] = "iid",
     seed: int | None = None,
-) -> ExpertDataset:
-    """A demonstration dataset of ``num_samples`` expert samples ``(s, a_1..a_n)``, ``s ~ d^E``.
+) -> TabularDemonstrations:
+    """``num_samples`` expert samples ``(s, a_1..a_n)`` with ``s ~ d^E``.
 
-    This is the expert *demonstrating* (the dataset's size is its cost); to
-    collect demonstrations through counted queries instead, pass an
-    :class:`~mail.oracle.ExpertOracle` to :func:`bc`.
+    ``iid``: each state is the last of an independent Geometric(1 - gamma)-length
+    rollout; ``trajectory``: every state of consecutive rollouts is kept (see
+    :func:`agents.sampling.sample_occupancy`). This is the expert *demonstrating*
+    (the dataset's size is its cost); to collect demonstrations through counted
+    queries instead, pass an :class:`~mail.oracle.ExpertOracle` to :func:`bc`.
     """
     num_samples = check_budget("num_samples", num_samples)
     expert_policies = tabular.check_policies(game, expert_policies)
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    every_state = _check_sampling(sampling)
     rng = np.random.default_rng(seed)
-    arguments = (
-        game.joint_transitions,
-        tabular.pack_policies(game, expert_policies),
-        np.asarray(game.num_actions, dtype=np.int64),
-        np.ascontiguousarray(game.initial),
-        game.gamma,
-        num_samples,
-        rng,
-    )
-    if sampling == "iid":
-        states, _ = rollouts.sample_occupancy_states(*arguments)
-    else:
-        states = rollouts.sample_trajectory_states(*arguments)
-    actions = np.empty((num_samples, game.num_players), dtype=np.int64)
-    for i, policy in enumerate(expert_policies):
-        cumulative = np.cumsum(policy[states], axis=1)
-        drawn = (rng.random(num_samples)[:, None] >= cumulative).sum(axis=1)
-        actions[:, i] = np.minimum(drawn, policy.shape[1] - 1)
-    return ExpertDataset(states, actions)
+    states = sample_occupancy(
+        game.joint_transitions, tabular.pack_policies(game, expert_policies), np.asarray(game.num_actions),
+        game.initial, game.gamma, num_samples, rng, every_state=every_state,
+    ).states
+    actions = np.stack([sample_categorical(policy[states], rng) for policy in expert_policies], axis=1)
+    return TabularDemonstrations(states, actions.reshape(num_samples, game.num_players), source=f"expert, {sampling}")
 
 
 def bc(
     game: MarkovGame,
-    data: ExpertDataset | ExpertOracle,
+    data: TabularDemonstrations | ExpertOracle,
     num_samples: int | None = None,
     default: Literal["uniform", "first"] = "uniform",
     sampling: Literal["iid", "trajectory"] = "iid",
@@ -114,7 +68,7 @@ def bc(
     game:
         The game (used to roll out demonstrations from an oracle and to report the Nash gap).
     data:
-        An :class:`ExpertDataset`, or an :class:`~mail.oracle.ExpertOracle` that
+        :class:`~agents.tabular_demonstrations.TabularDemonstrations`, or an :class:`~mail.oracle.ExpertOracle` that
         answers one query per player at every step of the expert's rollouts
         (every query is counted, including the steps an ``iid`` rollout skips).
     num_samples:
@@ -141,25 +95,22 @@ def bc(
         if num_samples is None:
             raise ValueError("num_samples is required when cloning from an oracle")
         num_samples = check_budget("num_samples", num_samples)
-        rng = np.random.default_rng(seed)
         start = data.total_queries
-
-        def act(state: int) -> list[int]:
-            return [data.query(i, state) for i in range(game.num_players)]
-
-        dataset = _demonstrate(game, act, num_samples, sampling, rng)
+        sample = data.demonstrate(game, num_samples, _check_sampling(sampling), np.random.default_rng(seed))
+        table = tabular.joint_action_table(game)
+        dataset = TabularDemonstrations(sample.states, table[sample.joint_actions], source="oracle")
         cost = data.total_queries - start
-    elif isinstance(data, ExpertDataset):
+    elif isinstance(data, TabularDemonstrations):
         dataset = data
         if num_samples is not None:
             num_samples = check_budget("num_samples", num_samples)
             if num_samples > len(data):
                 raise ValueError(f"num_samples = {num_samples} exceeds the dataset's {len(data)} samples")
-            dataset = ExpertDataset(data.states[:num_samples], data.actions[:num_samples])
-        _check_dataset(game, dataset)
+            dataset = data.head(num_samples)
+        dataset.check_game(game)
         cost = len(dataset)
     else:
-        raise ValueError(f"data must be an ExpertDataset or an ExpertOracle, got {type(data).__name__}")
+        raise ValueError(f"data must be TabularDemonstrations or an ExpertOracle, got {type(data).__name__}")
 
     policies = []
     for i, num_actions in enumerate(game.num_actions):
@@ -172,16 +123,3 @@ def bc(
     history = MailHistory()
     log_point(history, game, tracker, 0, cost, 0, 0)
     return tracker.result(history)
-
-
-def _check_dataset(game: MarkovGame, dataset: ExpertDataset) -> None:
-    states, actions = np.asarray(dataset.states), np.asarray(dataset.actions)
-    if states.ndim != 1 or actions.shape != (len(states), game.num_players):
-        raise ValueError(
-            f"dataset needs states (N,) and actions (N, {game.num_players}), got {states.shape} and {actions.shape}"
-        )
-    if len(states) and (states.min() < 0 or states.max() >= game.num_states):
-        raise ValueError(f"dataset states must lie in [0, {game.num_states})")
-    for i, count in enumerate(game.num_actions):
-        if len(states) and (actions[:, i].min() < 0 or actions[:, i].max() >= count):
-            raise ValueError(f"dataset actions of player {i} must lie in [0, {count})")

@@ -17,62 +17,17 @@ performance-difference bound on the Nash gap asks for:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 from tqdm.auto import tqdm
 
 from agents import tabular
+from agents.sampling import sample_occupancy
 from envs.markov_game import MarkovGame
-from mail import rollouts
+from mail.loop import (
+    IterateTracker, check_budget, check_step_size, default_step_size, draw_opponent, log_point, log_schedule,
+    mirror_descent_update, sample_with_deviation,
+)
 from mail.oracle import ExpertOracle
-from mail.result import IterateTracker, MailHistory, MailResult, check_budget, log_point, log_schedule
-
-
-def default_step_size(game: MarkovGame, num_iterations: int) -> float:
-    """``eta = sqrt(2 |S| log(max_i A_i) / K)`` (the theory's choice for K iterations)."""
-    return float(np.sqrt(2.0 * game.num_states * np.log(max(max(game.num_actions), 2)) / max(num_iterations, 1)))
-
-
-@njit(cache=True)
-def mirror_descent_update(
-    policy: np.ndarray, states: np.ndarray, actions: np.ndarray, step_size: float
-) -> None:
-    """In place: the batch-averaged gradient ``(pi(. | s) - onehot(a)) / B`` of the squared
-    imitation error, then an exponentiated-gradient step at every state in the batch."""
-    num_states, num_actions = policy.shape
-    batch = states.shape[0]
-    gradient = np.zeros((num_states, num_actions))
-    touched = np.zeros(num_states, dtype=np.bool_)
-    for b in range(batch):
-        s = states[b]
-        touched[s] = True
-        for a in range(num_actions):
-            gradient[s, a] += policy[s, a] / batch
-        gradient[s, actions[b]] -= 1.0 / batch
-    logits = np.empty(num_actions)
-    for s in range(num_states):
-        if not touched[s]:
-            continue
-        for a in range(num_actions):
-            logits[a] = np.log(max(policy[s, a], 1e-300)) - step_size * gradient[s, a]
-        top = logits.max()
-        total = 0.0
-        for a in range(num_actions):
-            logits[a] = np.exp(logits[a] - top)
-            total += logits[a]
-        for a in range(num_actions):
-            policy[s, a] = logits[a] / total
-
-
-def draw_opponent(player: int, num_players: int, rng: np.random.Generator) -> int:
-    """The other player of a two-player game; with more, one of the others uniformly."""
-    if num_players == 2:
-        return 1 - player
-    return int(rng.choice([p for p in range(num_players) if p != player]))
-
-
-def check_step_size(step_size: float | None) -> None:
-    if step_size is not None and not step_size > 0:
-        raise ValueError(f"step_size must be > 0, got {step_size}")
+from mail.result import MailHistory, MailResult
 
 
 def mail_bro(
@@ -118,7 +73,6 @@ def mail_bro(
     tracker = IterateTracker(policies, rng)
     table = tabular.joint_action_table(game)
     num_actions = np.asarray(game.num_actions, dtype=np.int64)
-    initial = np.ascontiguousarray(game.initial)
     rewards = [np.ascontiguousarray(game.joint_rewards[i]) for i in range(num_players)]
     start_queries = oracle.total_queries
     oracle_calls = simulator_steps = 0
@@ -130,16 +84,17 @@ def mail_bro(
         updates = []
         for i in range(num_players):
             if num_players == 1:
-                states, steps = rollouts.sample_occupancy_states(
-                    game.joint_transitions, packed, num_actions, initial, game.gamma, batch_size, rng
+                sample = sample_occupancy(
+                    game.joint_transitions, packed, num_actions, game.initial, game.gamma, batch_size, rng
                 )
+                states, steps = sample.states, sample.steps
             else:
                 j = draw_opponent(i, num_players, rng)
                 br_actions, _ = tabular.best_response_kernel(
                     game.joint_transitions, rewards[j], packed, table, j, game.gamma
                 )
                 oracle_calls += 1
-                states, steps = rollouts.sample_with_deviation(game, packed, j, br_actions, batch_size, rng)
+                states, steps = sample_with_deviation(game, packed, j, br_actions, batch_size, rng)
             simulator_steps += steps
             updates.append((states, oracle.query_many(i, states)))
         for i, (states, actions) in enumerate(updates):

@@ -35,11 +35,14 @@ from numba import njit
 from tqdm.auto import tqdm
 
 from agents import tabular
+from agents.sampling import categorical
 from envs.markov_game import MarkovGame
-from mail import rollouts
-from mail.mail_bro import check_step_size, default_step_size, draw_opponent, mirror_descent_update
+from mail.loop import (
+    IterateTracker, check_budget, check_step_size, default_step_size, draw_opponent, log_point, log_schedule,
+    mirror_descent_update, sample_with_deviation,
+)
 from mail.oracle import ExpertOracle
-from mail.result import IterateTracker, MailHistory, MailResult, check_budget, log_point, log_schedule
+from mail.result import MailHistory, MailResult
 
 INNER = ("ucbvi", "exact")
 #: Largest value of the squared imitation error ||p - q||_2^2 between distributions.
@@ -60,6 +63,41 @@ def squared_error_estimate(
     """
     picked = learner_rows[np.arange(len(first)), first]
     return (first == second).astype(np.float64) - 2.0 * picked + (learner_rows**2).sum(axis=1)
+
+
+@njit(cache=True)
+def deviation_episode(
+    joint_transitions: np.ndarray,
+    packed: np.ndarray,
+    num_actions: np.ndarray,
+    initial: np.ndarray,
+    player: int,
+    player_actions: np.ndarray,
+    horizon: int,
+    counts: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """One ``horizon``-step episode in which ``player`` follows the deterministic
+    ``player_actions`` (S,) and the others their ``packed`` policies.
+
+    Adds every observed ``(s, a_player, s')`` to ``counts`` (S, A_player, S) and
+    returns the visited states (horizon,).
+    """
+    visited = np.empty(horizon, dtype=np.int64)
+    state = categorical(initial, rng.random())
+    for t in range(horizon):
+        visited[t] = state
+        joint = 0
+        for i in range(packed.shape[0]):
+            if i == player:
+                action = player_actions[state]
+            else:
+                action = categorical(packed[i, state, : num_actions[i]], rng.random())
+            joint = joint * num_actions[i] + action
+        following = categorical(joint_transitions[state, joint], rng.random())
+        counts[state, player_actions[state], following] += 1.0
+        state = following
+    return visited
 
 
 @njit(cache=True)
@@ -151,7 +189,7 @@ def _ucbvi_response(
     num_actions = np.asarray(game.num_actions, dtype=np.int64)
     learner_policy = packed[learner, :, : game.num_actions[learner]]
     for _ in range(inner_episodes):
-        visited = rollouts.episode(
+        visited = deviation_episode(
             game.joint_transitions, packed, num_actions, game.initial, opponent, actions, horizon, counts, rng
         )
         first = oracle.query_many(learner, visited)
@@ -264,7 +302,7 @@ def murmail(
                 simulator_steps += steps
             else:
                 response = _exact_response(game, oracle, policies, i, j, pairs_per_state)
-            states, steps = rollouts.sample_with_deviation(game, packed, j, response, 1, rng)
+            states, steps = sample_with_deviation(game, packed, j, response, 1, rng)
             simulator_steps += steps
             updates.append((states, oracle.query_many(i, states)))
         for i, (states, actions) in enumerate(updates):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
-from envs.markov_game import MarkovGame, check_distribution_rows
+from agents import tabular
+from agents.interface import PolicyProfile
+from agents.sampling import OccupancySample, cumulative_table, draw, sample_occupancy
+from agents.tabular import Profile
+from envs.markov_game import MarkovGame
 
 
 class ExpertOracle:
@@ -15,7 +17,8 @@ class ExpertOracle:
     Parameters
     ----------
     policies:
-        The expert profile: one row-stochastic (S, A_i) array per player.
+        The expert profile: a :class:`~agents.interface.PolicyProfile`, or one
+        row-stochastic (S, A_i) array per player.
     seed:
         Seed of the oracle's own ``numpy.random.Generator``.
 
@@ -25,36 +28,12 @@ class ExpertOracle:
         Queries answered so far, per player (n,).
     """
 
-    def __init__(self, policies: Sequence[np.ndarray], seed: int | None = None) -> None:
-        if isinstance(policies, np.ndarray) and policies.ndim == 2:
-            policies = [policies]
-        checked = []
-        for i, policy in enumerate(policies):
-            policy = np.array(policy, dtype=np.float64)
-            if policy.ndim != 2:
-                raise ValueError(f"expert policy of player {i} must be an (S, A_{i}) array, got shape {policy.shape}")
-            check_distribution_rows(policy, f"expert policies[{i}]")
-            policy.flags.writeable = False
-            checked.append(policy)
-        if not checked:
-            raise ValueError("need at least one expert policy")
-        num_states = {policy.shape[0] for policy in checked}
-        if len(num_states) != 1:
-            raise ValueError(f"expert policies disagree on the number of states: {sorted(num_states)}")
-        self._policies = checked
-        self._cumulative = [self._inverse_cdf_table(policy) for policy in checked]
+    def __init__(self, policies: Profile, seed: int | None = None) -> None:
+        self._profile = policies if isinstance(policies, PolicyProfile) else PolicyProfile(policies)
+        self._policies = self._profile.arrays
+        self._cumulative = [cumulative_table(policy) for policy in self._policies]
         self._rng = np.random.default_rng(seed)
-        self.queries = np.zeros(len(checked), dtype=np.int64)
-
-    @staticmethod
-    def _inverse_cdf_table(policy: np.ndarray) -> np.ndarray:
-        # From each row's last positive entry on the bound is infinite, so a draw never
-        # lands on a zero-probability action through rounding of the cumulative sum.
-        cumulative = np.cumsum(policy, axis=1)
-        num_actions = policy.shape[1]
-        last_positive = num_actions - 1 - np.argmax(policy[:, ::-1] > 0, axis=1)
-        cumulative[np.arange(num_actions)[None, :] >= last_positive[:, None]] = np.inf
-        return cumulative
+        self.queries = np.zeros(len(self._policies), dtype=np.int64)
 
     @property
     def num_players(self) -> int:
@@ -94,10 +73,26 @@ class ExpertOracle:
         """One independent action per entry of ``states``; counts ``len(states)`` queries."""
         states = np.asarray(states, dtype=np.int64).ravel()
         self._check(player, states)
-        cumulative = self._cumulative[player][states]
-        actions = (self._rng.random(len(states))[:, None] >= cumulative).sum(axis=1)
+        actions = draw(self._cumulative[player][states], self._rng.random(len(states)))
         self.queries[player] += len(states)
         return actions
+
+    def demonstrate(
+        self, game: MarkovGame, num_samples: int, every_state: bool, rng: np.random.Generator
+    ) -> OccupancySample:
+        """The expert plays ``game`` for ``num_samples`` states of its occupancy (see
+        :func:`agents.sampling.sample_occupancy`), answering one query per player at
+        every step of the rollouts, skipped steps included; every answer is counted.
+
+        Rollouts and answers both draw from ``rng``.
+        """
+        self.check_game(game)
+        sample = sample_occupancy(
+            game.joint_transitions, tabular.pack_policies(game, self._policies), np.asarray(game.num_actions),
+            game.initial, game.gamma, num_samples, rng, every_state=every_state, with_actions=True,
+        )
+        self.queries += sample.draws
+        return sample
 
     def __repr__(self) -> str:
         return f"ExpertOracle(num_states={self.num_states}, num_actions={self.num_actions}, queries={self.queries.tolist()})"

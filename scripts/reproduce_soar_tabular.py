@@ -5,11 +5,11 @@
 Runs, for L in {1, 2, 3, 5, 10}:
 
 1. the reference experiment: two-state MDP (20 actions, gamma 0.99), 100 expert
-   samples, beta 1e-3, eta_c 0.9, eta 4, state-action occupancies, 100 iterations;
-2. the two-state MDP with state-only occupancies, beta in {1e-3, 10}, 1000 iterations;
+   samples, optimism (the paper's beta) 1e-3, eta_c 0.9, eta 4, state-action occupancies, 100 iterations;
+2. the two-state MDP with state-only occupancies, optimism in {1e-3, 10}, 1000 iterations;
    the same reference settings on RiverSwim (6 states, gamma 0.95), 300 iterations;
 3. RiverSwim with state-only occupancies (the expert's actions are hidden, so
-   the learner must find them by exploring) for beta in {1e-3, 1}, 1000 iterations;
+   the learner must find them by exploring) for optimism in {1e-3, 1}, 1000 iterations;
 4. the comparison critics (min over the ensemble, count-based UCB) on RiverSwim.
 
 Writes one plot per setting, CSVs under ``OUT/csv/`` and ``results.md`` with the tables of
@@ -28,12 +28,12 @@ from soar.experiment import SweepConfig
 SETTINGS = {
     "two_state": SweepConfig(env="two-state", iterations=100),
     "two_state_state_only": SweepConfig(env="two-state", occupancy="state", iterations=1000),
-    "two_state_state_only_beta10": SweepConfig(env="two-state", occupancy="state", beta=10.0, iterations=1000),
+    "two_state_state_only_beta10": SweepConfig(env="two-state", occupancy="state", optimism=10.0, iterations=1000),
     "river_swim": SweepConfig(env="river-swim", iterations=300),
     "river_swim_state_only": SweepConfig(env="river-swim", occupancy="state", iterations=1000),
-    "river_swim_state_only_beta1": SweepConfig(env="river-swim", occupancy="state", beta=1.0, iterations=1000),
+    "river_swim_state_only_beta1": SweepConfig(env="river-swim", occupancy="state", optimism=1.0, iterations=1000),
     "river_swim_min": SweepConfig(env="river-swim", critic="min", iterations=300),
-    "river_swim_ucb": SweepConfig(env="river-swim", critic="ucb", beta=0.1, iterations=300),
+    "river_swim_ucb": SweepConfig(env="river-swim", critic="ucb", optimism=0.1, iterations=300),
 }
 ENSEMBLE_SIZES = (1, 2, 3, 5, 10)
 
@@ -52,7 +52,7 @@ def main() -> None:
         rows = experiment.run_sweep(config, ENSEMBLE_SIZES, range(args.seeds))
         elapsed = time.perf_counter() - start
         experiment.write_csv(rows, args.out / "csv" / f"{name}.csv")  # git-ignored: large
-        title = f"{config.env}, {config.occupancy}, {config.critic} critic, beta={config.beta:g}"
+        title = f"{config.env}, {config.occupancy}, {config.critic} critic, optimism={config.optimism:g}"
         experiment.plot_sweep(rows, args.out / f"{name}.png", title=title)
         table = experiment.format_threshold_table(experiment.threshold_table(rows))
         heading = (f"## {name}: {title}; {config.iterations} iterations, {args.seeds} seeds, "

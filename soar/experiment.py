@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -11,6 +12,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from agents import records
+from agents.config import non_negative_float, positive_float, positive_int, setting
 from envs import mdps
 from envs.markov_game import MarkovGame
 from soar import tabular
@@ -24,7 +26,7 @@ ENVIRONMENTS: dict[str, Callable[[], MarkovGame]] = {
 
 #: Columns of a sweep CSV and their types.
 CSV_FIELDS = {
-    "env": str, "critic": str, "occupancy": str, "beta": float, "num_critics": int, "seed": int,
+    "env": str, "critic": str, "occupancy": str, "optimism": float, "std_clip": float, "num_critics": int, "seed": int,
     "iteration": int, "samples": int, "env_steps": int, "value": float, "expert_value": float, "cost_loss": float,
 }
 
@@ -33,14 +35,17 @@ CSV_FIELDS = {
 class SweepConfig:
     """Settings shared by every run of a sweep (defaults: the reference experiment)."""
 
-    env: str = "two-state"
-    critic: str = "optimistic"
-    occupancy: str = "state-action"
-    beta: float = 1e-3
-    iterations: int = 100
-    expert_samples: int = 100
-    cost_step: float = 0.9
-    policy_step: float = 4.0
+    env: str = setting("two-state", choices=tuple(sorted(ENVIRONMENTS)), help="tabular MDP")
+    critic: str = setting("optimistic", choices=tabular.CRITICS,
+                          help="optimistic (mean - optimism std), min over the ensemble, or a count-based ucb bonus")
+    occupancy: str = setting("state-action", choices=tabular.OCCUPANCIES, help="occupancy matched by the cost update")
+    optimism: float = setting(1e-3, parse=non_negative_float,
+                              help="weight of the ensemble's std (the paper's beta; ucb: bonus scale)")
+    std_clip: float = setting(math.inf, parse=non_negative_float, help="upper clip of the ensemble's std")
+    iterations: int = setting(100, parse=positive_int, help="primal-dual iterations per run")
+    expert_samples: int = setting(100, parse=positive_int, help="expert state-action samples")
+    cost_step: float = setting(0.9, parse=positive_float, help="cost step size eta_c")
+    policy_step: float = setting(4.0, parse=positive_float, help="mirror-descent step size eta")
 
     def make_env(self) -> MarkovGame:
         if self.env not in ENVIRONMENTS:
@@ -65,13 +70,14 @@ def run_sweep(
         data = tabular.sample_expert_data(mdp, expert, config.expert_samples, seed=seed)
         result = tabular.soar_il(
             mdp, data, num_critics=L, num_iterations=config.iterations,
-            cost_step=config.cost_step, policy_step=config.policy_step, beta=config.beta,
+            cost_step=config.cost_step, policy_step=config.policy_step, optimism=config.optimism, std_clip=config.std_clip,
             seed=seed, critic=config.critic, occupancy=config.occupancy,
         )
         h = result.history
         for k, n, steps, value, loss in zip(h.iteration, h.samples, h.env_steps, h.value, h.cost_loss):
             rows.append(dict(
-                env=config.env, critic=config.critic, occupancy=config.occupancy, beta=config.beta,
+                env=config.env, critic=config.critic, occupancy=config.occupancy, optimism=config.optimism,
+                std_clip=config.std_clip,
                 num_critics=L, seed=seed, iteration=k, samples=n, env_steps=steps, value=value,
                 expert_value=expert_value, cost_loss=loss,
             ))

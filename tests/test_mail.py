@@ -7,7 +7,7 @@ import pytest
 
 from agents import tabular
 from envs import games
-from mail import ExpertDataset, ExpertOracle, bc, cli, expert_dataset, experiment, mail_bro, murmail
+from mail import ExpertOracle, TabularDemonstrations, bc, cli, expert_dataset, experiment, mail_bro, murmail
 from mail.mail_bro import mirror_descent_update
 from mail.murmail import plan_optimistic, queries_per_iteration, squared_error_estimate
 
@@ -27,8 +27,8 @@ def test_oracle_samples_the_expert_and_counts():
 @pytest.mark.parametrize(
     "policies, message",
     [
-        ([np.array([[0.5, 0.6]])], r"expert policies\[0\]\[0, :\] sums to 1.1"),
-        ([np.array([0.5, 0.5])], r"must be an \(S, A_0\) array"),
+        ([np.array([[0.5, 0.6]])], r"policies\[0\]\[0, :\] sums to 1.1"),
+        ([np.array([0.5, 0.5])], r"policies\[0\] must be a non-empty \(S, A\) array"),
         ([np.full((2, 2), 0.5), np.full((3, 2), 0.5)], "disagree on the number of states"),
     ],
 )
@@ -106,13 +106,13 @@ def test_bc_at_infinite_concentrability_stays_flat(default, expected):
 
 def test_bc_estimator_counts():
     game = games.random_game(3, (2, 3), seed=0)
-    data = ExpertDataset(np.array([0, 0, 0, 2]), np.array([[0, 2], [1, 2], [0, 0], [1, 1]]))
+    data = TabularDemonstrations(np.array([0, 0, 0, 2]), np.array([[0, 2], [1, 2], [0, 0], [1, 1]]))
     result = bc(game, data, default="first")
     np.testing.assert_allclose(result.last[0], [[2 / 3, 1 / 3], [1, 0], [0, 1]])
     np.testing.assert_allclose(result.last[1], [[1 / 3, 0, 2 / 3], [1, 0, 0], [0, 1, 0]])
     assert result.history.expert_queries == [4]
     with pytest.raises(ValueError, match="actions of player 1 must lie in"):
-        bc(game, ExpertDataset(np.array([0]), np.array([[0, 3]])))
+        bc(game, TabularDemonstrations(np.array([0]), np.array([[0, 3]])))
 
 
 def test_bc_gap_falls_with_finite_concentrability():

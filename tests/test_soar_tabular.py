@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from agents import tabular as solvers
+from agents.sampling import sample_occupancy
+from agents.tabular_demonstrations import TabularDemonstrations
 from envs import mdps
 from soar import cli, experiment
 from soar import tabular as soar
@@ -12,11 +14,11 @@ from soar import tabular as soar
 def test_optimistic_q_hand_computed():
     cost = np.array([[0.2, 0.5]])
     next_values = np.array([[[1.0, 3.0]], [[3.0, 5.0]]])  # L = 2: mean [2, 4], population std [1, 1]
-    q = soar.optimistic_q(cost, next_values, gamma=0.5, beta=0.5)
+    q = soar.optimistic_q(cost, next_values, gamma=0.5, optimism=0.5)
     # 0.2 + 0.5 (2 - 0.5) = 0.95; 0.5 + 0.5 (4 - 0.5) = 2.25, clipped to 1 / (1 - 0.5) = 2.
     np.testing.assert_allclose(q, [[0.95, 2.0]])
     np.testing.assert_allclose(soar.min_q(cost, next_values, gamma=0.5), [[0.7, 2.0]])
-    q_ucb = soar.ucb_q(cost, np.array([[2.0, 4.0]]), np.array([[4.0, 0.0]]), gamma=0.5, beta=0.25)
+    q_ucb = soar.ucb_q(cost, np.array([[2.0, 4.0]]), np.array([[4.0, 0.0]]), gamma=0.5, optimism=0.25)
     # bonus = 0.25 / (0.5 sqrt(N)): 0.25 for N = 4, 0.5 for N = 0 (counted as 1).
     np.testing.assert_allclose(q_ucb, [[0.2 + 1.0 - 0.25, 2.0]])
 
@@ -33,16 +35,17 @@ def test_single_critic_without_optimism_is_plain_mirror_descent():
     mdp = mdps.river_swim()
     expert = soar.optimal_policy(mdp)
     data = soar.sample_expert_data(mdp, expert, 50, seed=1)
-    result = soar.soar_il(mdp, data, num_critics=1, num_iterations=30, beta=0.0, seed=7)
+    result = soar.soar_il(mdp, data, num_critics=1, num_iterations=30, optimism=0.0, seed=7)
     # The same loop written out with one empirical model and no ensemble statistics.
     rng = np.random.default_rng(7)
     S, A, gamma = mdp.num_states, 2, mdp.gamma
     expert_occ = np.zeros((S, A))
-    np.add.at(expert_occ, (data.states, data.actions), 1 / len(data))
+    np.add.at(expert_occ, (data.states, data.actions[:, 0]), 1 / len(data))
     cost, policy, values = np.full((S, A), 0.5), np.full((S, A), 0.5), np.zeros(S)
     counts = np.zeros((S, A, S))
     for _ in range(30):
-        s, a, s_next, _ = soar._occupancy_samples(mdp.transitions, policy, mdp.initial, gamma, 1, rng)
+        s, a, s_next, _, _ = sample_occupancy(mdp.transitions, policy[None], np.array([A]), mdp.initial, gamma, 1, rng,
+                                              with_next=True)
         learner_occ = np.zeros((S, A))
         learner_occ[s[0], a[0]] = 1.0
         cost = np.clip(cost - 0.9 * (expert_occ - learner_occ), 0, 1)
@@ -55,8 +58,10 @@ def test_single_critic_without_optimism_is_plain_mirror_descent():
         policy /= policy.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(result.policy, policy, atol=1e-12)
     np.testing.assert_allclose(result.cost, cost, atol=1e-12)
-    # With one critic the std is 0, so beta changes nothing.
-    again = soar.soar_il(mdp, data, num_critics=1, num_iterations=30, beta=5.0, seed=7)
+    assert result.critic.q.shape == (1, S, A)
+    np.testing.assert_allclose(result.critic.q[0], q, atol=1e-12)
+    # With one critic the std is 0, so optimism changes nothing.
+    again = soar.soar_il(mdp, data, num_critics=1, num_iterations=30, optimism=5.0, seed=7)
     np.testing.assert_allclose(again.policy, result.policy, atol=1e-12)
 
 
@@ -88,19 +93,6 @@ def test_history_values_are_exact_values_of_the_policy():
     assert result.history.value[-1] == pytest.approx(mdp.initial @ v, abs=1e-9)
 
 
-def test_occupancy_samples_follow_the_occupancy():
-    mdp = mdps.river_swim(gamma=0.8)
-    policy = np.tile([0.3, 0.7], (mdp.num_states, 1))
-    states, _, _, steps = soar._occupancy_samples(
-        mdp.transitions, policy, mdp.initial, mdp.gamma, 20_000, np.random.default_rng(0)
-    )
-    frequencies = np.bincount(states, minlength=mdp.num_states) / len(states)
-    exact = solvers.occupancy(mdp, [policy])
-    assert np.all(np.abs(frequencies - exact) <= 4 * np.sqrt(exact * (1 - exact) / len(states)) + 1e-12)
-    # Mean rollout length is 1 / (1 - gamma) = 5 steps.
-    assert steps / len(states) == pytest.approx(5.0, rel=0.05)
-
-
 def test_expert_data_follows_expert_occupancy():
     mdp = mdps.river_swim()
     expert = soar.optimal_policy(mdp)
@@ -120,9 +112,9 @@ def test_state_only_cost_is_the_same_for_every_action():
 
 def test_environments():
     two = mdps.two_state_mdp()
-    assert soar.optimal_policy(two)[0, 0] == 1.0
+    assert soar.optimal_policy(two).probabilities[0, 0] == 1.0
     river = mdps.river_swim()
-    np.testing.assert_array_equal(soar.optimal_policy(river)[:, 1], np.ones(6))
+    np.testing.assert_array_equal(soar.optimal_policy(river).probabilities[:, 1], np.ones(6))
     grid = mdps.random_gridworld(size=5, seed=3)
     uniform = np.full((grid.num_states, 4), 0.25)
     assert soar.policy_value(grid, soar.optimal_policy(grid)) > soar.policy_value(grid, uniform)
@@ -135,17 +127,22 @@ def test_environments():
     "kwargs, message",
     [
         (dict(num_critics=0), "num_critics must be an integer >= 1"),
-        (dict(beta=-0.1), "beta must be >= 0"),
+        (dict(optimism=-0.1), "optimism must be a finite number >= 0"),
+        (dict(std_clip=-1.0), "std_clip must be >= 0"),
+        (dict(num_iterations=2.5), "num_iterations and log_every must be integers"),
         (dict(critic="max"), "critic must be one of"),
         (dict(occupancy="action"), "occupancy must be one of"),
-        (dict(expert_data=soar.ExpertData(np.array([0, 1]), np.array([0]))), "matching non-empty"),
-        (dict(expert_data=soar.ExpertData(np.array([0, 7]), np.array([0, 0]))), r"states must lie in \[0, 2\)"),
-        (dict(expert_data=soar.ExpertData(np.array([0, 1]), np.array([0, 25]))), r"actions must lie in \[0, 20\)"),
+        (dict(expert_data=TabularDemonstrations(np.array([0, 7]), np.array([0, 0]))), r"states must lie in \[0, 2\)"),
+        (dict(expert_data=TabularDemonstrations(np.array([0, 1]), np.array([0, 25]))),
+         r"actions of player 0 must lie in \[0, 20\)"),
+        (dict(expert_data=TabularDemonstrations(np.array([0, 1]), np.array([[0, 0], [1, 1]]))), "2 players' actions"),
+        (dict(expert_data=TabularDemonstrations(np.array([], int), np.array([], int))), "holds no samples"),
+        (dict(expert_data=(np.array([0]), np.array([0]))), "must be TabularDemonstrations"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(kwargs, message):
     mdp = mdps.two_state_mdp()
-    arguments = dict(expert_data=soar.ExpertData(np.array([0, 1]), np.array([0, 0])))
+    arguments = dict(expert_data=TabularDemonstrations(np.array([0, 1]), np.array([0, 0])))
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
         soar.soar_il(mdp, **arguments)
@@ -179,7 +176,7 @@ def test_cli_writes_csv_plot_and_summary(tmp_path, capsys):
     "argv, message",
     [
         (["tabular", "--out", "x", "--critics", "0"], "must be a positive integer"),
-        (["tabular", "--out", "x", "--beta", "-1"], "must be >= 0"),
+        (["tabular", "--out", "x", "--optimism", "-1"], "must be >= 0"),
         (["tabular", "--out", "x", "--env", "moon"], "invalid choice"),
         (["tabular", "--out", "x", "--bogus"], "unrecognized arguments"),
     ],

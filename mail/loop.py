@@ -1,0 +1,144 @@
+"""The pieces of the MAIL loop that BC, MAIL-BRO and MURMAIL share.
+
+Every interactive algorithm here runs the same outer loop: pick an opponent for
+each player, sample states where that opponent's response drives play, query
+the expert there, take a mirror-descent step on the squared imitation error,
+and keep the last, average and a uniformly sampled iterate, logging exact Nash
+gaps on a log-spaced schedule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from agents import tabular
+from agents.interface import PolicyProfile
+from agents.sampling import sample_occupancy
+from envs.markov_game import MarkovGame
+from mail.result import MailHistory, MailResult
+
+
+def check_budget(name: str, value: int) -> int:
+    if int(value) != value or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def check_step_size(step_size: float | None) -> None:
+    if step_size is not None and not step_size > 0:
+        raise ValueError(f"step_size must be > 0, got {step_size}")
+
+
+def default_step_size(game: MarkovGame, num_iterations: int) -> float:
+    """``eta = sqrt(2 |S| log(max_i A_i) / K)`` (the theory's choice for K iterations)."""
+    return float(np.sqrt(2.0 * game.num_states * np.log(max(max(game.num_actions), 2)) / max(num_iterations, 1)))
+
+
+def draw_opponent(player: int, num_players: int, rng: np.random.Generator) -> int:
+    """The other player of a two-player game; with more, one of the others uniformly."""
+    if num_players == 2:
+        return 1 - player
+    return int(rng.choice([p for p in range(num_players) if p != player]))
+
+
+def sample_with_deviation(
+    game: MarkovGame,
+    packed: np.ndarray,
+    player: int,
+    actions: np.ndarray,
+    count: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, int]:
+    """``count`` states from the occupancy of the profile where ``player`` plays the
+    deterministic ``actions`` (S,) instead of its packed policy; returns states and steps."""
+    deviation = packed.copy()
+    deviation[player] = 0.0
+    deviation[player, np.arange(game.num_states), actions] = 1.0
+    sample = sample_occupancy(
+        game.joint_transitions, deviation, np.asarray(game.num_actions), game.initial, game.gamma, count, rng
+    )
+    return sample.states, sample.steps
+
+
+@njit(cache=True)
+def mirror_descent_update(
+    policy: np.ndarray, states: np.ndarray, actions: np.ndarray, step_size: float
+) -> None:
+    """In place: the batch-averaged gradient ``(pi(. | s) - onehot(a)) / B`` of the squared
+    imitation error, then an exponentiated-gradient step at every state in the batch."""
+    num_states, num_actions = policy.shape
+    batch = states.shape[0]
+    gradient = np.zeros((num_states, num_actions))
+    touched = np.zeros(num_states, dtype=np.bool_)
+    for b in range(batch):
+        s = states[b]
+        touched[s] = True
+        for a in range(num_actions):
+            gradient[s, a] += policy[s, a] / batch
+        gradient[s, actions[b]] -= 1.0 / batch
+    logits = np.empty(num_actions)
+    for s in range(num_states):
+        if not touched[s]:
+            continue
+        for a in range(num_actions):
+            logits[a] = np.log(max(policy[s, a], 1e-300)) - step_size * gradient[s, a]
+        top = logits.max()
+        total = 0.0
+        for a in range(num_actions):
+            logits[a] = np.exp(logits[a] - top)
+            total += logits[a]
+        for a in range(num_actions):
+            policy[s, a] = logits[a] / total
+
+
+class IterateTracker:
+    """Keeps the last iterate, the running per-state average and a uniformly sampled
+    iterate (reservoir sampling: iterate k replaces the sample with probability 1/k,
+    so at every point the sample is uniform over the iterates so far)."""
+
+    def __init__(self, policies: list[np.ndarray], rng: np.random.Generator) -> None:
+        self._rng = rng
+        self.count = 1
+        self.last = [p.copy() for p in policies]
+        self._sum = [p.copy() for p in policies]
+        self.sampled = [p.copy() for p in policies]
+
+    def add(self, policies: list[np.ndarray]) -> None:
+        self.count += 1
+        self.last = [p.copy() for p in policies]
+        for total, policy in zip(self._sum, policies):
+            total += policy
+        if self._rng.random() < 1.0 / self.count:
+            self.sampled = [p.copy() for p in policies]
+
+    @property
+    def average(self) -> list[np.ndarray]:
+        return [total / self.count for total in self._sum]
+
+    def result(self, history: MailHistory) -> MailResult:
+        return MailResult(PolicyProfile(self.last), PolicyProfile(self.average), PolicyProfile(self.sampled), history)
+
+
+def log_schedule(num_iterations: int, num_points: int = 12) -> set[int]:
+    """Roughly log-spaced iterations in [0, num_iterations], always with both ends."""
+    points = np.unique(np.round(np.geomspace(1, max(num_iterations, 1), num_points)).astype(int))
+    return {0, num_iterations, *points.tolist()}
+
+
+def log_point(
+    history: MailHistory,
+    game: MarkovGame,
+    tracker: IterateTracker,
+    iteration: int,
+    expert_queries: int,
+    oracle_calls: int,
+    simulator_steps: int,
+) -> None:
+    history.iteration.append(iteration)
+    history.expert_queries.append(int(expert_queries))
+    history.oracle_calls.append(int(oracle_calls))
+    history.simulator_steps.append(int(simulator_steps))
+    history.gap_last.append(tabular.nash_gap(game, tracker.last).total)
+    history.gap_average.append(tabular.nash_gap(game, tracker.average).total)
+    history.gap_sampled.append(tabular.nash_gap(game, tracker.sampled).total)
