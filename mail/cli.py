@@ -6,36 +6,15 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
 
+from agents.config import add_arguments, from_arguments
 from mail import experiment
 
 RESULTS_CSV = "mail_results.csv"
 FIGURE = "mail_nash_gap.png"
-
-
-def _count(text: str) -> int:
-    """An integer that may be written like 1e5."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value.is_integer() or value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return int(value)
-
-
-def _concentrability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r} (use 'inf' for infinite)") from None
-    if not value > 1:
-        raise argparse.ArgumentTypeError(f"concentrability must be > 1 (or inf), got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,22 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"up to --queries (each budget a separate run); write {RESULTS_CSV} (tidy: one row per run) "
         f"and {FIGURE} into --out.",
     )
-    run.add_argument("--game", choices=experiment.GAMES, default="lower-bound",
-                     help="the lower-bound game (expert tuned to --concentrability) or random zero-sum "
-                     "games (one per seed, expert = Nash equilibrium); default: %(default)s")
-    run.add_argument("--concentrability", type=_concentrability, default=math.inf,
-                     help="lower-bound game: the expert's computed single-policy concentrability C "
-                     "(> 1, or inf); default: %(default)s")
-    run.add_argument("--states", type=_count, default=10, help="random zero-sum: states (default: %(default)s)")
-    run.add_argument("--actions", type=_count, default=3, help="random zero-sum: actions per player (default: %(default)s)")
-    run.add_argument("--algo", choices=(*experiment.ALGORITHMS, "all"), default="all",
-                     help="algorithm; bc runs both default policies (uniform, first); default: %(default)s")
-    run.add_argument("--queries", type=_count, default=100_000, help="largest query budget, e.g. 1e5 (default: %(default)s)")
-    run.add_argument("--points", type=_count, default=9, help="budgets on the log grid from 10 (default: %(default)s)")
-    run.add_argument("--seeds", type=_count, default=20, help="seeds 0..N-1 (default: %(default)s)")
-    run.add_argument("--inner", choices=("ucbvi", "exact"), default="ucbvi",
-                     help="MURMAIL's inner solver (default: %(default)s)")
-    run.add_argument("--inner-episodes", type=_count, default=5, help="MURMAIL UCBVI episodes per response (default: %(default)s)")
+    add_arguments(run, experiment.GridConfig)
     run.add_argument("--out", type=Path, required=True, help="output directory")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     redraw = commands.add_parser("plot", help="redraw the figure of a results directory",
@@ -80,14 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     if args.queries < 10:
         raise SystemExit("error: --queries must be at least 10")
-    algos = experiment.ALGORITHMS if args.algo == "all" else (args.algo,)
-    budgets = experiment.query_budgets(args.queries, args.points)
+    config = from_arguments(experiment.GridConfig, args)
     start = time.perf_counter()
-    rows = experiment.run_grid(
-        args.game, args.concentrability, algos, budgets, range(args.seeds),
-        num_states=args.states, num_actions=args.actions, inner=args.inner,
-        inner_episodes=args.inner_episodes, progress=not args.no_progress,
-    )
+    rows = experiment.run_grid(config, progress=not args.no_progress)
     elapsed = time.perf_counter() - start
     experiment.write_csv(rows, args.out / RESULTS_CSV)
     experiment.plot(rows, args.out / FIGURE)

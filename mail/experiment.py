@@ -7,17 +7,18 @@ Each (algorithm, seed, query budget) is a separate run whose iteration count
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from scipy import optimize, stats
 from tqdm.auto import tqdm
 
 from agents import records, tabular
+from agents.config import positive_int, setting
 from envs import games
 from envs.markov_game import MarkovGame
 from mail.bc import bc, expert_dataset
@@ -33,6 +34,46 @@ CSV_FIELDS = {
     "budget": int, "iterations": int, "expert_queries": int, "oracle_calls": int, "simulator_steps": int,
     "gap_last": float, "gap_average": float, "gap_sampled": float, "seconds": float,
 }
+
+
+def concentrability_value(text: str) -> float:
+    """A command-line concentrability: a number > 1, or ``inf``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (use 'inf' for infinite)") from None
+    if not value > 1:
+        raise argparse.ArgumentTypeError(f"concentrability must be > 1 (or inf), got {text}")
+    return value
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """One experiment grid: a game, the algorithms, seeds and a log grid of query budgets."""
+
+    game: str = setting("lower-bound", choices=GAMES,
+                        help="the lower-bound game (expert tuned to --concentrability) or random zero-sum "
+                        "games (one per seed, expert = Nash equilibrium)")
+    concentrability: float = setting(math.inf, parse=concentrability_value,
+                                     help="lower-bound game: the expert's computed single-policy concentrability C "
+                                     "(> 1, or inf)")
+    states: int = setting(10, parse=positive_int, help="random zero-sum: states")
+    actions: int = setting(3, parse=positive_int, help="random zero-sum: actions per player")
+    algo: str = setting("all", choices=(*ALGORITHMS, "all"),
+                        help="algorithm; bc runs both default policies (uniform, first)")
+    queries: int = setting(100_000, parse=positive_int, help="largest query budget, e.g. 1e5 (at least 10)")
+    points: int = setting(9, parse=positive_int, help="budgets on the log grid from 10")
+    seeds: int = setting(20, parse=positive_int, help="seeds 0..N-1")
+    inner: str = setting("ucbvi", choices=("ucbvi", "exact"), help="MURMAIL's inner solver")
+    inner_episodes: int = setting(5, parse=positive_int, help="MURMAIL UCBVI episodes per response")
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        return ALGORITHMS if self.algo == "all" else (self.algo,)
+
+    @property
+    def budgets(self) -> list[int]:
+        return query_budgets(self.queries, self.points)
 
 
 @dataclass(frozen=True)
@@ -122,30 +163,20 @@ def run_one(
     return rows
 
 
-def run_grid(
-    game_name: str,
-    concentrability: float,
-    algos: Sequence[str],
-    budgets: Sequence[int],
-    seeds: Sequence[int],
-    num_states: int = 10,
-    num_actions: int = 3,
-    inner: str = "ucbvi",
-    inner_episodes: int = 5,
-    progress: bool = True,
-    log=print,
-) -> list[dict]:
-    """Every algorithm x seed x budget on one game; one tidy row per run (and BC default).
+def run_grid(config: GridConfig, progress: bool = True, log=print) -> list[dict]:
+    """Every algorithm x seed x budget of ``config``; one tidy row per run (and BC default).
 
     For the lower-bound game the expert is fixed and the seed drives the runs;
     for random zero-sum games the seed also draws the game.
     """
+    game_name, concentrability = config.game, config.concentrability
+    seeds, budgets = range(config.seeds), config.budgets
     settings: dict[int, Setting] = {}
     for seed in seeds:
         if game_name == "lower-bound" and settings:
             settings[seed] = next(iter(settings.values()))
             continue
-        settings[seed] = make_setting(game_name, concentrability, num_states, num_actions, seed)
+        settings[seed] = make_setting(game_name, concentrability, config.states, config.actions, seed)
     c_values = sorted({(s.c_single, s.c_all) for s in settings.values()})
     label = f"{game_name}" + (f" C={concentrability:g}" if game_name == "lower-bound" else "")
     if game_name == "lower-bound":
@@ -154,11 +185,11 @@ def run_grid(
         singles = [c for c, _ in c_values]
         log(f"{label}: computed C per seed from {min(singles):.4g} to {max(singles):.4g} "
             f"(median {np.median(singles):.4g})")
-    jobs = [(algo, seed, budget) for algo in algos for seed in seeds for budget in budgets]
+    jobs = [(algo, seed, budget) for algo in config.algorithms for seed in seeds for budget in budgets]
     rows = []
     for algo, seed, budget in tqdm(jobs, desc=label, disable=not progress):
         setting = settings[seed]
-        for row in run_one(setting, algo, budget, seed, inner, inner_episodes):
+        for row in run_one(setting, algo, budget, seed, config.inner, config.inner_episodes):
             rows.append(dict(game=game_name, target_c=concentrability if game_name == "lower-bound" else math.nan,
                              c_single=setting.c_single, c_all=setting.c_all, **row))
     return rows

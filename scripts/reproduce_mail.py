@@ -20,8 +20,9 @@ import math
 import time
 from pathlib import Path
 
+from agents.config import positive_int
 from mail import experiment
-from mail.cli import _count
+from mail.experiment import GridConfig
 
 SETTINGS = [("lower-bound", 2.0), ("lower-bound", 1e3), ("lower-bound", 1e4), ("lower-bound", math.inf),
             ("random-zero-sum", math.nan)]
@@ -29,9 +30,13 @@ SETTINGS = [("lower-bound", 2.0), ("lower-bound", 1e3), ("lower-bound", 1e4), ("
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=_count, default=20, help="seeds per setting (default: 20)")
-    parser.add_argument("--queries", type=_count, default=100_000, help="largest budget (default: 1e5)")
-    parser.add_argument("--points", type=_count, default=9, help="budgets on the log grid (default: 9)")
+    defaults = GridConfig()
+    parser.add_argument("--seeds", type=positive_int, default=defaults.seeds,
+                        help="seeds per setting (default: %(default)s)")
+    parser.add_argument("--queries", type=positive_int, default=defaults.queries,
+                        help="largest budget (default: %(default)s)")
+    parser.add_argument("--points", type=positive_int, default=defaults.points,
+                        help="budgets on the log grid (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="reduced run: 5 seeds, budgets up to 1e4")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: docs/mail, or runs/mail_quick)")
     args = parser.parse_args()
@@ -42,7 +47,9 @@ def main() -> None:
     start = time.perf_counter()
     rows = []
     for game, concentrability in SETTINGS:
-        rows += experiment.run_grid(game, concentrability, experiment.ALGORITHMS, budgets, range(args.seeds))
+        config = GridConfig(game=game, concentrability=concentrability, seeds=args.seeds, queries=args.queries,
+                            points=args.points)
+        rows += experiment.run_grid(config)
     elapsed = time.perf_counter() - start
     experiment.write_csv(rows, out / "csv" / "mail_results.csv")
     experiment.plot(rows, out / "mail_nash_gap.png", policy="sampled")
