@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agents.demonstrations import Trajectory
-from agents.interface import Policy
+from agents.interface import Policy, PolicyProfile, TabularPolicy
 
 
 def _flat(values: Sequence[Any]) -> np.ndarray:
@@ -57,6 +57,8 @@ def _agent_policies(policy: Any, agents: list[str]) -> list[Policy]:
         if missing:
             raise ValueError(f"no policy for agents {missing}")
         return [policy[a] for a in agents]
+    if isinstance(policy, Sequence) and all(isinstance(p, np.ndarray) for p in policy):
+        policy = PolicyProfile(policy)  # plain (S, A_i) tables, as the solvers take them
     if not isinstance(policy, Sequence) or len(policy) != len(agents):
         raise ValueError(
             f"a multi-agent environment needs one policy per agent ({len(agents)}: a PolicyProfile, "
@@ -108,12 +110,16 @@ def collect(
 ) -> list[Trajectory]:
     """Roll ``policy`` out for ``episodes`` whole episodes (reset seeds ``seed, seed + 1, ...``).
 
+    Plain ``(S, A)`` tables (one per agent for a multi-agent environment) are taken as tabular policies.
+
     Action noise comes from a generator seeded with ``seed`` (policies that own their
     generator, such as :class:`~agents.sac.SAC`, use that instead).
     """
     if int(episodes) != episodes or episodes < 1:
         raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
     episode = _multi_agent_episode if is_multi_agent(env) else _single_agent_episode
+    if isinstance(policy, np.ndarray):
+        policy = TabularPolicy(policy)  # a plain (S, A) table
     rng = np.random.default_rng(seed)
     return [
         episode(policy, env, seed + i, deterministic, rng)
