@@ -1,45 +1,54 @@
-"""Expert training and evaluation for Gymnasium environments.
+"""Expert policies for Gymnasium tasks: the bundled experts, and training new ones.
 
 :func:`train_expert` trains a SAC expert either with stable-baselines3 (the peer users
-trust, with rl-zoo3's MuJoCo hyperparameters) or with this toolkit's :class:`agents.sac.SAC`,
-evaluates it every ``eval_every`` steps, keeps the best deterministic policy in the
-toolkit's policy format, and checkpoints so that an interrupted run resumes where it
-stopped without losing its evaluation log. Output folder::
+trust, with rl-zoo3's MuJoCo hyperparameters) or with this toolkit's :class:`agents.sac.SAC`
+(same hyperparameters, one critic), both through the run harness
+(:class:`agents.harness.TrainingRun`): it evaluates the deterministic policy every
+``eval_every`` steps, keeps the best one in the toolkit's policy format, logs to CSV
+and TensorBoard, and checkpoints so that a killed run resumes where its last
+checkpoint left it, continuing exactly as the uninterrupted run would (on the CPU).
+Output folder::
 
+    config.json        the ExpertConfig; a resumed run must share it (the step budget may grow)
     policy.pt          best policy so far (agents.policies.GaussianPolicy, weights only)
-    evaluations.csv    step, return_mean, return_std, episodes, seconds
+    logs/train.csv     step, critic_loss, actor_loss, alpha (averages over log_every steps)
+    logs/eval.csv      step, return_mean, return_std, episodes
+    logs/time.csv      step, steps_per_second, elapsed_seconds
+    tensorboard/       the same metrics, tags train/..., eval/..., time/...
     evaluations.png    the learning curve (redrawn at every checkpoint)
-    run.json           the settings a resumed run must share (env, algorithm, seed, warm-up)
-    checkpoint/        what a resumed run needs: weights, optimisers, replay buffer, counters
-                       (SB3: model.zip read with weights_only, buffer.npz, state.json; own SAC: agent.pt)
+    checkpoint/        what a resumed run needs: weights, optimisers, replay buffer, counters,
+                       random streams (own SAC: agent.pt; SB3: model.zip read with weights_only,
+                       buffer.npz, rng.npz, state.json), progress.json and a copy of policy.pt
+
+A checkpoint ends the current training episode (see :func:`agents.harness.episode_seed`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
-from agents.demonstrations import Demonstrations, collect, load_demonstrations
-from agents.policies import GaussianPolicy, Policy, load_policy, policy_from_sb3_actor_weights
-from agents.records import read_rows, write_rows
-from agents.sac import flushed_denormals
+from agents.config import non_negative_int, positive_int, setting
+from agents.demonstrations import Demonstrations, load_demonstrations
+from agents.harness import Schedule, TrainingRun, episode_seed
+from agents.logger import MetricWindow
+
+if TYPE_CHECKING:
+    from agents.policies import GaussianPolicy
+
+# torch is imported where it is used: the command line builds its parser from
+# ExpertConfig, and its tabular commands must not pay for (or need) torch.
 
 ALGORITHMS = ("sb3", "soar")
 # rl-zoo3 (hyperparams/sac.yml) trains every MuJoCo task with SB3's SAC defaults
 # (lr 3e-4, buffer 1e6, batch 256, tau 0.005, gamma 0.99, auto entropy, 256x256)
 # except for 10k uniformly random warm-up steps.
 RL_ZOO_MUJOCO_LEARNING_STARTS = 10_000
-EVALUATION_FIELDS = {"step": int, "return_mean": float, "return_std": float, "episodes": int, "seconds": float}
 
 
 BUNDLED_DIR = Path(__file__).parent / "data"
@@ -61,12 +70,51 @@ def bundled_demonstrations(env_id: str) -> Demonstrations:
 
 def bundled_policy(env_id: str) -> GaussianPolicy:
     """The expert policy shipped with the package, which made :func:`bundled_demonstrations`."""
+    from agents.policies import load_policy
+
     return load_policy(_bundled(env_id, "-policy.pt"))
 
 
-def evaluate(policy: Policy, env: gym.Env, episodes: int, seed: int = 0, deterministic: bool = True) -> np.ndarray:
-    """Undiscounted returns of ``episodes`` episodes (seeds ``seed, seed + 1, ...``)."""
-    return np.array([t.episode_return for t in collect(policy, env, episodes, seed=seed, deterministic=deterministic)])
+@dataclass(frozen=True)
+class ExpertConfig:
+    """Settings of an expert training run (``soar expert train`` derives its options from them)."""
+
+    env_id: str = setting(help="Gymnasium id with 1-D Box observations and actions, e.g. Hopper-v5", flag="--env")
+    steps: int = setting(help="total environment steps, counting those before a resume", parse=positive_int,
+                         resumable=True)
+    algorithm: str = setting("sb3", choices=ALGORITHMS,
+                             help="stable-baselines3's SAC (rl-zoo3 hyperparameters) or this toolkit's SAC")
+    seed: int = setting(0, parse=non_negative_int, help="random seed")
+    eval_every: int = setting(10_000, parse=positive_int, help="environment steps between evaluations")
+    eval_episodes: int = setting(5, parse=positive_int, help="deterministic episodes per evaluation")
+    checkpoint_every: int = setting(50_000, parse=positive_int, resumable=True,
+                                    help="environment steps between checkpoints (each ends the training episode)")
+    log_every: int = setting(1000, parse=positive_int, resumable=True,
+                             help="environment steps between train/ and time/ log rows")
+    learning_starts: int = setting(RL_ZOO_MUJOCO_LEARNING_STARTS, parse=non_negative_int,
+                                   help="uniformly random steps before learning (rl-zoo3's)")
+    batch_size: int = setting(256, parse=positive_int, help="minibatch size")
+    hidden: tuple[int, ...] = setting((256, 256), parse=positive_int, help="hidden layer widths of actor and critics")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"env_id must be a Gymnasium id, got {self.env_id!r}")
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        # Plain ints (not numpy's), so that config.json can hold them.
+        for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "batch_size"):
+            object.__setattr__(self, name, _checked_int(name, getattr(self, name), minimum=1))
+        for name in ("seed", "learning_starts"):
+            object.__setattr__(self, name, _checked_int(name, getattr(self, name), minimum=0))
+        if isinstance(self.hidden, (str, bytes)) or not self.hidden:
+            raise ValueError(f"hidden must be a non-empty sequence of layer widths, got {self.hidden!r}")
+        object.__setattr__(self, "hidden", tuple(_checked_int("hidden", width, minimum=1) for width in self.hidden))
+
+
+def _checked_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
 
 
 @dataclass
@@ -78,250 +126,180 @@ class TrainingResult:
     evaluations: list[dict]
 
 
-class _Tracker:
-    """Evaluates, logs and keeps the best policy; shared by both training back-ends."""
-
-    def __init__(self, env_id: str, out: Path, eval_every: int, eval_episodes: int, seed: int) -> None:
-        self.env_id, self.out = env_id, out
-        self.eval_env = gym.make(env_id)
-        self.eval_every, self.eval_episodes, self.seed = eval_every, eval_episodes, seed
-        self.csv = out / "evaluations.csv"
-        self.rows = read_rows(self.csv, EVALUATION_FIELDS, "evaluation") if self.csv.exists() else []
-        self.best = max((r["return_mean"] for r in self.rows), default=-np.inf)
-        self.start = time.perf_counter() - (self.rows[-1]["seconds"] if self.rows else 0.0)
-
-    def rewind(self, step: int) -> None:
-        """Forget evaluations after ``step``, where a resumed run restarts (they will be redone).
-
-        The best return stays: ``policy.pt`` still holds the policy that achieved it.
-        """
-        kept = [row for row in self.rows if row["step"] <= step]
-        if len(kept) != len(self.rows):
-            self.rows = kept
-            write_rows(self.rows, self.csv, EVALUATION_FIELDS)
-        self.start = time.perf_counter() - (self.rows[-1]["seconds"] if self.rows else 0.0)
-
-    def plot(self) -> None:
-        """``evaluations.png``: the learning curve so far (mean +- std of the evaluation episodes)."""
-        if not self.rows:
-            return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        steps = np.array([r["step"] for r in self.rows])
-        mean = np.array([r["return_mean"] for r in self.rows])
-        std = np.array([r["return_std"] for r in self.rows])
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot(steps, mean, marker=".")
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel(f"deterministic return ({self.eval_episodes} episodes)")
-        ax.set_title(f"{self.env_id} expert training (best {self.best:.1f})")
-        fig.tight_layout()
-        fig.savefig(self.out / "evaluations.png", dpi=110)
-        plt.close(fig)
-
-    def maybe_evaluate(self, step: int, make_policy: Callable[[], GaussianPolicy], final: bool = False) -> None:
-        """Evaluate every ``eval_every`` steps and at the final step."""
-        if step % self.eval_every and not final:
-            return
-        policy = make_policy()
-        returns = evaluate(policy, self.eval_env, self.eval_episodes, seed=10_000 + self.seed)
-        self.rows.append({
-            "step": step, "return_mean": float(returns.mean()), "return_std": float(returns.std()),
-            "episodes": self.eval_episodes, "seconds": round(time.perf_counter() - self.start, 1),
-        })
-        write_rows(self.rows, self.csv, EVALUATION_FIELDS)
-        if returns.mean() > self.best:
-            self.best = float(returns.mean())
-            policy.save(self.out / "policy.pt.tmp")  # replace, so a crash never leaves half a file
-            (self.out / "policy.pt.tmp").replace(self.out / "policy.pt")
-
-
-def train_expert(
-    env_id: str,
-    steps: int,
-    out: str | Path,
-    algorithm: str = "sb3",
-    seed: int = 0,
-    eval_every: int = 10_000,
-    eval_episodes: int = 5,
-    checkpoint_every: int = 50_000,
-    learning_starts: int = RL_ZOO_MUJOCO_LEARNING_STARTS,
-    progress: bool = True,
-) -> TrainingResult:
-    """Train a SAC expert on ``env_id`` for ``steps`` environment steps (resuming if ``out`` has a checkpoint).
+def train_expert(config: ExpertConfig, out: str | Path, progress: bool = True) -> TrainingResult:
+    """Train a SAC expert as ``config`` says, in the folder ``out`` (resuming the run there if it holds one).
 
     Parameters
     ----------
-    env_id:
-        Gymnasium id with ``Box`` observations and actions (e.g. ``"Hopper-v5"``).
-    steps:
-        Total environment steps, counting those of a resumed run.
+    config:
+        The settings (``config.steps`` counts the steps of a resumed run too).
     out:
         Output folder (see the module docstring).
-    algorithm:
-        ``"sb3"`` (stable-baselines3 SAC, rl-zoo3 hyperparameters) or ``"soar"`` (this toolkit's SAC, L = 1,
-        same hyperparameters).
-    eval_every, eval_episodes:
-        Deterministic evaluation schedule; the best evaluated policy is kept as ``policy.pt``.
-    checkpoint_every:
-        Environment steps between checkpoints (and one at the end).
-    learning_starts:
-        Uniformly random steps before learning (rl-zoo3: 10k).
+    progress:
+        Show a progress bar.
+
+    Returns
+    -------
+    TrainingResult
+        ``policy_path`` (the best evaluated policy), ``best_return`` and ``evaluations``,
+        the rows of ``logs/eval.csv`` (``step``, ``return_mean``, ``return_std``, ``episodes``).
     """
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-    if steps < 1 or eval_every < 1 or eval_episodes < 1 or checkpoint_every < 1 or learning_starts < 0:
-        raise ValueError("steps, eval_every, eval_episodes and checkpoint_every must be >= 1, learning_starts >= 0")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    env = gym.make(env_id)
+    from agents.sac import flushed_denormals
+
+    if not isinstance(config, ExpertConfig):
+        raise ValueError(f"train_expert takes an ExpertConfig, got {type(config).__name__}")
+    env = gym.make(config.env_id)
     for space, name in ((env.observation_space, "observation"), (env.action_space, "action")):
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-            raise ValueError(f"{env_id}: expert training needs a 1-D Box {name} space, got {space}")
-    _check_same_run(out, {"env_id": env_id, "algorithm": algorithm, "seed": seed, "learning_starts": learning_starts})
-    tracker = _Tracker(env_id, out, eval_every, eval_episodes, seed)
-    train = _train_sb3 if algorithm == "sb3" else _train_soar
-    with flushed_denormals():  # long runs slow down on subnormal floats otherwise (agents.sac)
-        train(env, env_id, steps, out / "checkpoint", tracker, seed, checkpoint_every, learning_starts, progress)
-    return TrainingResult(out / "policy.pt", tracker.best, tracker.rows)
+            raise ValueError(f"{config.env_id}: expert training needs a 1-D Box {name} space, got {space}")
+    schedule = Schedule(config.steps, config.eval_every, config.checkpoint_every)
+    title = f"{config.env_id} expert ({config.algorithm})"
+    with TrainingRun(out, config, schedule, gym.make(config.env_id), config.eval_episodes,
+                     eval_seed=10_000 + config.seed, title=title, progress=progress) as run:
+        train = _train_sb3 if config.algorithm == "sb3" else _train_soar
+        with flushed_denormals():  # long runs slow down on subnormal floats otherwise (agents.sac)
+            train(config, env, run)
+        return TrainingResult(run.policy_path, run.best_return, list(run.evaluations))
 
 
-def _check_same_run(out: Path, settings: dict) -> None:
-    """Record the settings a run cannot change; refuse to resume one made with other settings."""
-    path = out / "run.json"
-    if path.exists():
-        previous = json.loads(path.read_text())
-        changed = {k: (previous.get(k), v) for k, v in settings.items() if previous.get(k) != v}
-        if changed:
-            details = ", ".join(f"{k}: {old!r} there, {new!r} here" for k, (old, new) in changed.items())
-            raise ValueError(f"{out} holds a run with other settings ({details}); pass another --out to start anew")
+def _check_resumed_step(folder: Path, step: int, run: TrainingRun) -> None:
+    if step != run.start_step:
+        raise ValueError(f"cannot resume from {folder}: the agent is at step {step}, progress.json at {run.start_step}")
+
+
+# ----------------------------------------------------------------- own back-end
+def _train_soar(config: ExpertConfig, env: gym.Env, run: TrainingRun) -> None:
+    from agents.sac import SAC
+
+    folder = run.resume()
+    if folder is None:
+        agent = SAC(env, hidden=config.hidden, batch_size=config.batch_size, learning_starts=config.learning_starts,
+                    seed=config.seed)
     else:
-        path.write_text(json.dumps(settings, indent=1) + "\n")
+        agent = SAC.load(folder / "agent.pt", env)
+        _check_resumed_step(folder, agent.num_timesteps, run)
+        agent.new_episode(episode_seed(config.seed, agent.num_timesteps))
 
+    def save(staging: Path) -> None:
+        agent.new_episode(episode_seed(config.seed, agent.num_timesteps))
+        agent.save(staging / "agent.pt", include_buffer=True)
 
-@contextlib.contextmanager
-def _staged_checkpoint(checkpoint: Path) -> Iterator[Path]:
-    """Yield an empty staging folder; once written, swap it in whole (a crash never leaves half a checkpoint)."""
-    staging = checkpoint.with_name(checkpoint.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    yield staging
-    (staging / "done").touch()
-    old = checkpoint.with_name(checkpoint.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if checkpoint.exists():
-        checkpoint.rename(old)
-    staging.rename(checkpoint)
-    shutil.rmtree(old, ignore_errors=True)
+    def after_step(agent: SAC) -> None:
+        run.after_step(agent.num_timesteps, lambda: agent.policy(config.env_id), save)
 
-
-def _latest_checkpoint(checkpoint: Path) -> Path | None:
-    """The checkpoint folder to resume from (the previous one if a crash hit the swap)."""
-    for folder in (checkpoint, checkpoint.with_name(checkpoint.name + ".old")):
-        if (folder / "done").exists():
-            return folder
-    return None
-
-
-def _progress(total: int, done: int, enabled: bool, env_id: str) -> tqdm:
-    return tqdm(total=total, initial=done, disable=not enabled, desc=f"{env_id} expert", unit="step", smoothing=0.05)
+    agent.learn(max(config.steps - agent.num_timesteps, 0), callback=after_step, logger=run.logger,
+                log_every=config.log_every)
 
 
 # ------------------------------------------------------------------ SB3 back-end
 _SB3_BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+# SB3 records the losses of its last train() call under these names.
+_SB3_LOSSES = {"train/critic_loss": "critic_loss", "train/actor_loss": "actor_loss", "train/ent_coef": "alpha"}
 
 
-def _train_sb3(env, env_id, steps, checkpoint: Path, tracker: _Tracker, seed, checkpoint_every, learning_starts, progress) -> None:
+def _train_sb3(config: ExpertConfig, env: gym.Env, run: TrainingRun) -> None:
+    import torch
     from stable_baselines3 import SAC as SB3SAC
     from stable_baselines3.common.callbacks import BaseCallback
 
-    model = SB3SAC("MlpPolicy", env, learning_starts=learning_starts, seed=seed, verbose=0)
+    from agents.policies import policy_from_sb3_actor_weights
+
+    model = SB3SAC("MlpPolicy", env, learning_starts=config.learning_starts, batch_size=config.batch_size,
+                   policy_kwargs={"net_arch": list(config.hidden)}, seed=config.seed, verbose=0)
+    folder = run.resume()
+    if folder is not None:
+        _load_sb3_checkpoint(model, folder)
+        _check_resumed_step(folder, model.num_timesteps, run)
+        model.env.seed(episode_seed(config.seed, model.num_timesteps))  # used by learn()'s first reset
     low = torch.as_tensor(env.action_space.low, dtype=torch.float32)
     high = torch.as_tensor(env.action_space.high, dtype=torch.float32)
-    resume_from = _latest_checkpoint(checkpoint)
-    if resume_from is not None:
-        _load_sb3_checkpoint(model, resume_from)
-    tracker.rewind(model.num_timesteps)
-    bar = _progress(steps, model.num_timesteps, progress, env_id)
+    window = MetricWindow("train")
+    done = {"step": model.num_timesteps, "updates": model._n_updates}
 
     def snapshot() -> GaussianPolicy:
-        return policy_from_sb3_actor_weights(model.policy.state_dict(), low, high, env_id)
+        return policy_from_sb3_actor_weights(model.policy.state_dict(), low, high, config.env_id)
+
+    def save(staging: Path) -> None:
+        model.env.seed(episode_seed(config.seed, model.num_timesteps))
+        model._last_obs = model.env.reset()
+        model._last_episode_starts = np.ones((model.env.num_envs,), dtype=bool)
+        _save_sb3_checkpoint(model, staging)
+
+    def after_update() -> None:
+        # SB3's callbacks see a step before its transition is stored and learnt from;
+        # the start of the next rollout (or the end of learn()) is where it is complete.
+        step = model.num_timesteps
+        if step == done["step"]:
+            return
+        done["step"] = step
+        window.step()
+        if model._n_updates > done["updates"]:
+            done["updates"] = model._n_updates
+            recorded = model.logger.name_to_value
+            window.add({name: recorded[key] for key, name in _SB3_LOSSES.items() if key in recorded})
+        if step % config.log_every == 0:
+            window.log(run.logger, step)
+        run.after_step(step, snapshot, save)
 
     class Hook(BaseCallback):
+        def _on_rollout_start(self) -> None:
+            after_update()
+
         def _on_step(self) -> bool:
-            step = self.model.num_timesteps
-            bar.update(1)
-            tracker.maybe_evaluate(step, snapshot, final=step >= steps)
-            if tracker.rows:
-                bar.set_postfix(best=f"{tracker.best:.0f}", last=f"{tracker.rows[-1]['return_mean']:.0f}", refresh=False)
-            if step % checkpoint_every == 0 and step < steps:
-                # SB3 calls this after env.step but before storing that transition and
-                # training on it: model and buffer hold step - 1 steps, and so does the checkpoint.
-                _save_sb3_checkpoint(self.model, checkpoint, step - 1)
-                tracker.plot()
             return True
 
-    remaining = steps - model.num_timesteps
+    remaining = config.steps - model.num_timesteps
     if remaining > 0:
         model.learn(remaining, callback=Hook(), reset_num_timesteps=False)
-        _save_sb3_checkpoint(model, checkpoint, model.num_timesteps)
-        tracker.plot()
-    bar.close()
+        after_update()
 
 
-def _save_sb3_checkpoint(model, checkpoint: Path, num_timesteps: int) -> None:
+def _save_sb3_checkpoint(model, folder: Path) -> None:
+    """Everything a resumed SB3 run needs, in files read back without unpickling."""
+    import torch
+
     # Weights and optimisers through SB3 (read back by set_parameters, which loads
-    # tensors with weights_only=True); the buffer and counters in plain files, since
-    # SB3's own buffer and metadata files are pickles.
+    # tensors with weights_only=True); the buffer, counters and random streams in plain
+    # files, since SB3's own buffer and metadata files are pickles.
     buffer = model.replay_buffer
     size = buffer.buffer_size if buffer.full else buffer.pos
-    state = {"num_timesteps": num_timesteps, "n_updates": model._n_updates, "pos": buffer.pos,
-             "full": buffer.full, "log_ent_coef": model.log_ent_coef.item()}
-    with _staged_checkpoint(checkpoint) as staging:
-        model.save(staging / "model.zip")
-        np.savez(staging / "buffer.npz", **{k: getattr(buffer, k)[:size] for k in _SB3_BUFFER_FIELDS})
-        (staging / "state.json").write_text(json.dumps(state))
+    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    state = {"num_timesteps": model.num_timesteps, "n_updates": model._n_updates, "pos": buffer.pos,
+             "full": buffer.full, "log_ent_coef": model.log_ent_coef.item(),
+             "numpy_rng": {"pos": int(position), "has_gauss": int(has_gauss),
+                           "cached_gaussian": float(cached_gaussian)},
+             "action_space_rng": model.action_space.np_random.bit_generator.state}
+    model.save(folder / "model.zip")
+    np.savez(folder / "buffer.npz", **{k: getattr(buffer, k)[:size] for k in _SB3_BUFFER_FIELDS})
+    np.savez(folder / "rng.npz", torch=torch.get_rng_state().numpy(), numpy_keys=keys)
+    (folder / "state.json").write_text(json.dumps(state))
 
 
-def _load_sb3_checkpoint(model, checkpoint: Path) -> None:
+def _load_sb3_checkpoint(model, folder: Path) -> None:
+    """Restore what :func:`_save_sb3_checkpoint` wrote into ``folder`` (``ValueError`` naming it if it cannot)."""
+    import torch
+
     try:
-        model.set_parameters(str(checkpoint / "model.zip"), exact_match=True)
-        state = json.loads((checkpoint / "state.json").read_text())
-        with np.load(checkpoint / "buffer.npz", allow_pickle=False) as data:
-            buffer = model.replay_buffer
+        model.set_parameters(str(folder / "model.zip"), exact_match=True)
+        state = json.loads((folder / "state.json").read_text())
+        buffer = model.replay_buffer
+        with np.load(folder / "buffer.npz", allow_pickle=False) as data:
             for name in _SB3_BUFFER_FIELDS:
+                if len(data[name]) > buffer.buffer_size:
+                    raise ValueError(f"{len(data[name])} transitions for a buffer of {buffer.buffer_size}")
                 getattr(buffer, name)[: len(data[name])] = data[name]
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise ValueError(f"cannot resume from {checkpoint}: {str(error).strip().splitlines()[0]}") from None
-    buffer.pos, buffer.full = int(state["pos"]), bool(state["full"])
-    model.num_timesteps, model._n_updates = int(state["num_timesteps"]), int(state["n_updates"])
+        with np.load(folder / "rng.npz", allow_pickle=False) as data:
+            torch_rng, numpy_keys = torch.from_numpy(data["torch"].copy()), data["numpy_keys"]
+        numpy_rng = state["numpy_rng"]
+        np.random.set_state(("MT19937", numpy_keys, numpy_rng["pos"], numpy_rng["has_gauss"],
+                             numpy_rng["cached_gaussian"]))
+        torch.set_rng_state(torch_rng)
+        model.action_space.np_random.bit_generator.state = state["action_space_rng"]
+        buffer.pos, buffer.full = int(state["pos"]), bool(state["full"])
+        model.num_timesteps, model._n_updates = int(state["num_timesteps"]), int(state["n_updates"])
+        log_ent_coef = float(state["log_ent_coef"])
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        lines = str(error).strip().splitlines()
+        raise ValueError(f"cannot resume from {folder}: {lines[0] if lines else type(error).__name__}") from None
     with torch.no_grad():
-        model.log_ent_coef.fill_(float(state["log_ent_coef"]))
-
-
-# ----------------------------------------------------------------- own back-end
-def _train_soar(env, env_id, steps, checkpoint: Path, tracker: _Tracker, seed, checkpoint_every, learning_starts, progress) -> None:
-    from agents.sac import SAC
-
-    agent = SAC(env, learning_starts=learning_starts, seed=seed)
-    resume_from = _latest_checkpoint(checkpoint)
-    if resume_from is not None:
-        agent.load(resume_from / "agent.pt")
-    tracker.rewind(agent.num_timesteps)
-    bar = _progress(steps, agent.num_timesteps, progress, env_id)
-
-    def hook(agent: SAC) -> None:
-        step = agent.num_timesteps
-        bar.update(1)
-        tracker.maybe_evaluate(step, lambda: agent.policy(env_id), final=step >= steps)
-        if step % checkpoint_every == 0 or step >= steps:
-            with _staged_checkpoint(checkpoint) as staging:
-                agent.save(staging / "agent.pt", include_buffer=True)
-            tracker.plot()
-
-    agent.learn(max(steps - agent.num_timesteps, 0), callback=hook)
-    bar.close()
+        model.log_ent_coef.fill_(log_ent_coef)

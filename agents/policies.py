@@ -1,8 +1,4 @@
-"""The toolkit's shared policy/critic interface, and its tabular and neural implementations.
-
-A :class:`Policy` acts and scores actions; a :class:`Critic` gives Q values. Rollout,
-evaluation and the imitation algorithms take either kind: tabular policies over the
-integer states of :mod:`envs` and neural policies over Gymnasium ``Box`` spaces.
+"""Neural policies of the :mod:`agents.interface` kind: a tanh-Gaussian actor over Gymnasium ``Box`` spaces.
 
 Neural policies are stored as a single torch file holding only tensors, numbers and
 strings, read back with ``torch.load(..., weights_only=True)``: loading a shared policy
@@ -15,7 +11,6 @@ import io
 import json
 import zipfile
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -23,72 +18,6 @@ import torch
 from agents.networks import TanhGaussianActor
 
 POLICY_FORMAT = "soar-mail/tanh-gaussian-policy/1"
-
-
-@runtime_checkable
-class Policy(Protocol):
-    """What every policy offers."""
-
-    def act(self, obs, deterministic: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Action(s) for one observation or a batch."""
-
-    def log_prob(self, obs, actions) -> np.ndarray:
-        """Log-probability (tabular) or log-density (continuous) of ``actions`` at ``obs``."""
-
-
-@runtime_checkable
-class Critic(Protocol):
-    """What every critic offers."""
-
-    def q_values(self, obs, actions) -> np.ndarray:
-        """Q values of the state-action pairs; a leading ensemble axis for ensembles."""
-
-
-# ------------------------------------------------------------------ tabular
-class TabularPolicy:
-    """A stochastic policy ``pi[s, a]`` over integer states and actions.
-
-    Parameters
-    ----------
-    probabilities:
-        ``(S, A)`` array whose rows are probability distributions.
-    """
-
-    def __init__(self, probabilities: np.ndarray) -> None:
-        table = np.asarray(probabilities, dtype=np.float64)
-        if table.ndim != 2:
-            raise ValueError(f"a tabular policy is an (S, A) array, got shape {table.shape}")
-        if np.any(table < -1e-12) or not np.allclose(table.sum(axis=1), 1.0, atol=1e-8):
-            bad = int(np.argmax(np.abs(table.sum(axis=1) - 1.0) + (table.min(axis=1) < 0)))
-            raise ValueError(f"policy row {bad} is not a probability distribution: {table[bad]}")
-        self.probabilities = table
-
-    def act(self, obs, deterministic: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
-        states = np.asarray(obs, dtype=np.int64)
-        rows = self.probabilities[states]
-        if deterministic:
-            return rows.argmax(axis=-1)
-        rng = np.random.default_rng() if rng is None else rng
-        # Inverse CDF on each row; the clip guards against rows summing to 1 - 1e-16.
-        cdf = np.cumsum(rows, axis=-1)
-        u = rng.random(states.shape)[..., None]
-        return np.minimum((u >= cdf).sum(axis=-1), rows.shape[-1] - 1)
-
-    def log_prob(self, obs, actions) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return np.log(self.probabilities[np.asarray(obs, dtype=np.int64), np.asarray(actions, dtype=np.int64)])
-
-
-class TabularCritic:
-    """Q values ``q[s, a]`` (or an ensemble ``q[l, s, a]``) over integer states and actions."""
-
-    def __init__(self, q: np.ndarray) -> None:
-        self.q = np.asarray(q, dtype=np.float64)
-        if self.q.ndim not in (2, 3):
-            raise ValueError(f"a tabular critic is an (S, A) or (L, S, A) array, got shape {self.q.shape}")
-
-    def q_values(self, obs, actions) -> np.ndarray:
-        return self.q[..., np.asarray(obs, dtype=np.int64), np.asarray(actions, dtype=np.int64)]
 
 
 # ------------------------------------------------------------------- neural
@@ -130,6 +59,10 @@ class GaussianPolicy:
             if rng is not None:
                 generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
             return self.actor.sample(tensor, generator)[0].numpy()
+
+    def predict(self, obs, deterministic: bool = False) -> tuple[np.ndarray, None]:
+        """``(action, None)``, as stable-baselines3's ``predict``."""
+        return self.act(obs, deterministic=deterministic), None
 
     def log_prob(self, obs, actions) -> np.ndarray:
         actions = np.asarray(actions, dtype=np.float32)

@@ -2,7 +2,7 @@
 
 One algorithm, readable top to bottom:
 
-* ``L = num_q_pairs`` critic pairs ``(Q1_l, Q2_l)`` live in one
+* ``L = num_critics`` critics, each a clipped double-Q pair ``(Q1_l, Q2_l)``, live in one
   :class:`~agents.networks.EnsembleMLP` of ``2L`` members (stacked weights,
   batched matmuls, no Python loop over critics), with a target copy updated by
   one fused Polyak step.
@@ -12,8 +12,12 @@ One algorithm, readable top to bottom:
   (the learned reward of imitation learning), never read from the buffer then.
 * The actor maximises ``Q_opt - alpha log pi`` where, with ``m_l = min(Q1_l, Q2_l)``,
   ``Q_opt = m_1`` for ``L = 1`` (plain SAC) and
-  ``Q_opt = mean_l m_l + kappa * clip(std_l m_l, 0, sigma_clip)`` for ``L > 1``
-  (SOAR: optimism enters the actor only). ``std`` is the population standard deviation.
+  ``Q_opt = mean_l m_l + optimism * clip(std_l m_l, 0, std_clip)`` for ``L > 1``
+  (SOAR: optimism enters the actor only), computed by
+  :func:`agents.optimism.optimistic_value`, which tabular SOAR shares.
+
+The agent follows stable-baselines3's idioms where they exist: ``learn``, ``predict``
+returning ``(action, None)``, ``save`` and the class method ``load``.
 """
 
 from __future__ import annotations
@@ -21,28 +25,22 @@ from __future__ import annotations
 import contextlib
 import copy
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import gymnasium as gym
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from agents.logger import MetricWindow, RunLogger
 from agents.networks import EnsembleMLP, TanhGaussianActor
+from agents.optimism import check_optimism, optimistic_value
 from agents.policies import GaussianPolicy
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def optimistic_q(pair_min: torch.Tensor, uncertainty_coef: float, q_std_clip: float) -> torch.Tensor:
-    """SOAR's optimistic critic from the per-pair minima ``m`` of shape (L, B).
-
-    ``m[0]`` when ``L = 1``; otherwise ``mean_l m_l + uncertainty_coef * clip(std_l m_l, 0, q_std_clip)``.
-    """
-    if pair_min.shape[0] == 1:
-        return pair_min[0]
-    spread = pair_min.std(dim=0, unbiased=False).clamp(0.0, q_std_clip)
-    return pair_min.mean(dim=0) + uncertainty_coef * spread
+Callback = Callable[["SAC"], "bool | None"]
+CHECKPOINT_FORMAT = "soar-mail/sac-checkpoint/2"
+_BUFFER_FIELDS = ("obs", "next_obs", "actions", "rewards", "terminated")
 
 
 _flush_depth = 0
@@ -101,17 +99,17 @@ class ReplayBuffer:
 
 
 class SAC:
-    """Soft Actor-Critic with ``num_q_pairs`` critic pairs (SOAR's optimistic actor for > 1).
+    """Soft Actor-Critic with ``num_critics`` critics (SOAR's optimistic actor for more than one).
 
     Parameters
     ----------
     env:
         A Gymnasium environment with 1-D ``Box`` observations and a ``Box`` action space.
-    num_q_pairs:
-        L, the number of critic pairs (1: plain SAC; SOAR uses 4).
-    uncertainty_coef:
-        kappa, weight of the ensemble standard deviation in the actor's critic.
-    q_std_clip:
+    num_critics:
+        L, the number of critics, each a clipped double-Q pair (1: plain SAC; SOAR uses 4).
+    optimism:
+        kappa >= 0, weight of the critics' standard deviation in the actor's critic.
+    std_clip:
         sigma_clip >= 0, upper clip of that standard deviation.
     hidden:
         Hidden widths of actor and critics.
@@ -131,14 +129,17 @@ class SAC:
         Seeds torch, numpy and the environment once.
     flush_denormal:
         Flush subnormal floats to zero during :meth:`learn` (see :func:`flushed_denormals`).
+
+    Every argument but ``env`` and ``reward_fn`` is kept in :attr:`hyperparameters` and
+    stored by :meth:`save`, so that :meth:`load` rebuilds the same agent.
     """
 
     def __init__(
         self,
         env: gym.Env,
-        num_q_pairs: int = 1,
-        uncertainty_coef: float = 1.0,
-        q_std_clip: float = 1.0,
+        num_critics: int = 1,
+        optimism: float = 1.0,
+        std_clip: float = 1.0,
         hidden: tuple[int, ...] = (256, 256),
         learning_rate: float = 3e-4,
         batch_size: int = 256,
@@ -156,10 +157,7 @@ class SAC:
             raise ValueError(f"SAC needs a Box action space, got {env.action_space}")
         if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
             raise ValueError(f"SAC needs 1-D Box observations, got {env.observation_space}")
-        if int(num_q_pairs) != num_q_pairs or num_q_pairs < 1:
-            raise ValueError(f"num_q_pairs must be an integer >= 1, got {num_q_pairs!r}")
-        if q_std_clip < 0:
-            raise ValueError(f"q_std_clip must be >= 0, got {q_std_clip}")
+        check_optimism(num_critics, optimism, std_clip)
         if batch_size < 1 or buffer_size < batch_size or not 0 < tau <= 1 or not 0 <= gamma < 1:
             raise ValueError("need batch_size >= 1, buffer_size >= batch_size, 0 < tau <= 1, 0 <= gamma < 1")
         if not (alpha == "auto" or (isinstance(alpha, (int, float)) and alpha >= 0)):
@@ -167,9 +165,18 @@ class SAC:
         self.env = env
         self.obs_dim = env.observation_space.shape[0]
         self.act_dim = int(np.prod(env.action_space.shape))
-        self.num_q_pairs = int(num_q_pairs)
-        self.uncertainty_coef = float(uncertainty_coef)
-        self.q_std_clip = float(q_std_clip)
+        self.num_critics = int(num_critics)
+        self.optimism = float(optimism)
+        self.std_clip = float(std_clip)
+        # Plain numbers, strings and lists only: save() stores them for load() (weights_only=True).
+        self.hyperparameters: dict[str, Any] = {
+            "num_critics": self.num_critics, "optimism": self.optimism, "std_clip": self.std_clip,
+            "hidden": [int(h) for h in hidden], "learning_rate": float(learning_rate), "batch_size": int(batch_size),
+            "gamma": float(gamma), "tau": float(tau), "alpha": alpha if alpha == "auto" else float(alpha),
+            "target_entropy": None if target_entropy is None else float(target_entropy),
+            "buffer_size": int(buffer_size), "learning_starts": int(learning_starts), "seed": int(seed),
+            "flush_denormal": bool(flush_denormal),
+        }
         self.batch_size, self.gamma, self.tau = int(batch_size), float(gamma), float(tau)
         self.learning_starts = int(learning_starts)
         self.reward_fn = reward_fn
@@ -182,8 +189,8 @@ class SAC:
 
         low = torch.as_tensor(env.action_space.low, dtype=torch.float32)
         high = torch.as_tensor(env.action_space.high, dtype=torch.float32)
-        self.actor = TanhGaussianActor(self.obs_dim, self.act_dim, hidden, low, high)
-        self.critic = EnsembleMLP(2 * self.num_q_pairs, self.obs_dim + self.act_dim, hidden, 1)
+        self.actor = TanhGaussianActor(self.obs_dim, self.act_dim, tuple(hidden), low, high)
+        self.critic = EnsembleMLP(2 * self.num_critics, self.obs_dim + self.act_dim, tuple(hidden), 1)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.learn_alpha = alpha == "auto"
         self.target_entropy = -float(self.act_dim) if target_entropy is None else float(target_entropy)
@@ -205,8 +212,12 @@ class SAC:
         self._obs, _ = env.reset(seed=seed)
 
     # ------------------------------------------------------------- acting
-    def predict(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Action(s) for observation(s) of shape ``(obs_dim,)`` or ``(N, obs_dim)``."""
+    def act(self, obs: np.ndarray, deterministic: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Action(s) for observation(s) of shape ``(obs_dim,)`` or ``(N, obs_dim)``.
+
+        :class:`~agents.interface.Policy` interface; the agent's own generator draws the
+        noise (``rng`` is ignored), so acting stays part of its reproducible random stream.
+        """
         obs = np.asarray(obs, dtype=np.float32)
         if obs.shape[-1] != self.obs_dim or obs.ndim not in (1, 2):
             raise ValueError(f"observation must have shape ({self.obs_dim},) or (N, {self.obs_dim}), got {obs.shape}")
@@ -215,9 +226,9 @@ class SAC:
             action = self.actor.deterministic(tensor) if deterministic else self.actor.sample(tensor, self.generator)[0]
         return action.numpy()
 
-    def act(self, obs: np.ndarray, deterministic: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
-        """:class:`~agents.policies.Policy` interface (the agent's own generator draws the noise)."""
-        return self.predict(obs, deterministic=deterministic)
+    def predict(self, obs: np.ndarray, deterministic: bool = False) -> tuple[np.ndarray, None]:
+        """``(action, None)``, as stable-baselines3's ``predict`` (no recurrent state)."""
+        return self.act(obs, deterministic=deterministic), None
 
     def log_prob(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Log-density of ``actions`` under the current actor."""
@@ -233,7 +244,7 @@ class SAC:
         actions = actions.reshape(len(obs), self.act_dim)
         inputs = torch.from_numpy(np.concatenate([obs, actions], axis=1))
         with torch.no_grad():
-            return self.critic(inputs.expand(2 * self.num_q_pairs, *inputs.shape)).squeeze(-1).numpy()
+            return self.critic(inputs.expand(2 * self.num_critics, *inputs.shape)).squeeze(-1).numpy()
 
     # --------------------------------------------------------------- critics
     def pair_values(self, critic: torch.nn.Module, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -250,7 +261,7 @@ class SAC:
 
     def train_step(self) -> dict[str, float]:
         """One gradient step of the critics, the actor and (if learned) the entropy coefficient."""
-        L, B = self.num_q_pairs, self.batch_size
+        L, B = self.num_critics, self.batch_size
         indices = self.rng.integers(0, self.buffer.size, size=(L, B))
         obs, actions, rewards, next_obs, terminated = self.buffer.sample(indices)
         if self.reward_fn is not None:
@@ -277,7 +288,8 @@ class SAC:
         expanded_obs = actor_obs.expand(L, B, self.obs_dim)
         pair_min = self.pair_values(self.critic, expanded_obs, new_actions.expand(L, B, self.act_dim))
         pair_min = pair_min.view(L, 2, B).amin(dim=1)
-        actor_loss = (alpha * log_prob - optimistic_q(pair_min, self.uncertainty_coef, self.q_std_clip)).mean()
+        q_optimistic = optimistic_value(pair_min, self.optimism, self.std_clip, form="reward")
+        actor_loss = (alpha * log_prob - q_optimistic).mean()
         loss = actor_loss
         if self.learn_alpha:
             # alpha above is detached and log_prob is detached here: no cross-gradients.
@@ -293,33 +305,69 @@ class SAC:
         return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "alpha": alpha.item()}
 
     # ------------------------------------------------------------- learning
-    def learn(self, total_timesteps: int, progress: bool = False, callback: Callable[["SAC"], None] | None = None) -> "SAC":
-        """Interact for ``total_timesteps`` steps, one gradient step per step after ``learning_starts``.
+    def new_episode(self, seed: int | None = None) -> None:
+        """End the current episode (as a time-limit truncation would) and reset the environment with ``seed``."""
+        self._obs, _ = self.env.reset(seed=seed)
 
-        ``callback(agent)`` runs after every environment step (for evaluation or checkpoints).
+    def learn(
+        self,
+        total_timesteps: int,
+        progress: bool = False,
+        callback: Callback | None = None,
+        logger: RunLogger | None = None,
+        log_every: int = 1000,
+    ) -> "SAC":
+        """Interact for ``total_timesteps`` more steps, one gradient step per step after ``learning_starts``.
+
+        Parameters
+        ----------
+        total_timesteps:
+            Environment steps to add to :attr:`num_timesteps`.
+        progress:
+            Show a progress bar.
+        callback:
+            ``callback(agent)`` runs after every environment step and its gradient step
+            (for evaluation or checkpoints); returning ``False`` stops learning there.
+        logger:
+            Receives, whenever :attr:`num_timesteps` is a multiple of ``log_every``, the
+            losses averaged since the previous log (``train/critic_loss``,
+            ``train/actor_loss``, ``train/alpha``) and ``time/steps_per_second``,
+            ``time/elapsed_seconds``.
+        log_every:
+            Environment steps between logs (counted from the run's first step, so a
+            resumed run keeps the schedule).
         """
+        if int(log_every) != log_every or log_every < 1:
+            raise ValueError(f"log_every must be an integer >= 1, got {log_every!r}")
+        window = MetricWindow("train")
         with flushed_denormals(self.flush_denormal):
             for _ in tqdm(range(int(total_timesteps)), disable=not progress, desc="SAC", leave=False):
                 if self.num_timesteps < self.learning_starts:
                     action = self.env.action_space.sample()
                 else:
-                    action = self.predict(self._obs)
+                    action = self.act(self._obs)
                 next_obs, reward, terminated, truncated, _ = self.env.step(action)
                 self.buffer.add(self._obs, action, reward, next_obs, terminated)
                 self._obs = next_obs
                 if terminated or truncated:
                     self._obs, _ = self.env.reset()
                 self.num_timesteps += 1
+                window.step()
                 if self.num_timesteps >= self.learning_starts and self.buffer.size >= self.batch_size:
-                    self.train_step()
-                if callback is not None:
-                    callback(self)
+                    window.add(self.train_step())
+                if logger is not None and self.num_timesteps % log_every == 0:
+                    window.log(logger, self.num_timesteps)
+                if callback is not None and callback(self) is False:
+                    break
         return self
 
     # ----------------------------------------------------------- persistence
     def save(self, path: str | Path, include_buffer: bool = False) -> None:
-        """Weights, optimiser states and counters (and the replay buffer if asked) in one torch file."""
+        """Hyperparameters, weights, optimiser states, counters and random streams (and the replay buffer
+        if asked) in one torch file of tensors and plain values, readable with ``weights_only=True``."""
         state = {
+            "format": CHECKPOINT_FORMAT,
+            "hyperparameters": copy.deepcopy(self.hyperparameters),
             "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(),
             "critic_target": self.critic_target.state_dict(),
@@ -327,48 +375,92 @@ class SAC:
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "log_alpha": self.log_alpha.detach().clone(),
             "counters": torch.tensor([self.num_timesteps, self.num_gradient_steps, self.buffer.position]),
-            "num_q_pairs": torch.tensor(self.num_q_pairs),
-            # Both random streams, so a resumed run continues exactly where it stopped.
+            # Every random stream, so a resumed run continues exactly where it stopped.
             "torch_generator": self.generator.get_state(),
             "numpy_rng": self.rng.bit_generator.state,
+            "action_space_rng": self.env.action_space.np_random.bit_generator.state,
         }
         if include_buffer:
             b = self.buffer
-            for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
+            for name in _BUFFER_FIELDS:
                 state[f"buffer_{name}"] = torch.from_numpy(getattr(b, name)[: b.size].copy())
         torch.save(state, path)
 
-    def load(self, path: str | Path) -> "SAC":
-        """Restore what :meth:`save` wrote (never unpickles code: ``weights_only=True``)."""
+    @staticmethod
+    def _read(path: str | Path) -> dict:
         try:
-            state = torch.load(path, weights_only=True)
+            state = torch.load(path, weights_only=True, map_location="cpu")
         except Exception as error:  # corrupt or foreign file
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ValueError(f"{path} is not a readable SAC checkpoint ({first_line})") from None
-        if not isinstance(state, dict) or not {"actor", "critic", "counters"} <= set(state):
-            raise ValueError(f"{path} is not a SAC checkpoint of this toolkit (no actor/critic/counters)")
-        if int(state.get("num_q_pairs", -1)) != self.num_q_pairs:
-            raise ValueError(f"{path} holds {int(state.get('num_q_pairs', -1))} critic pairs, this agent has {self.num_q_pairs}")
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a SAC checkpoint of this toolkit (format {CHECKPOINT_FORMAT!r})")
+        if not isinstance(state.get("hyperparameters"), dict):
+            raise ValueError(f"{path} is not a SAC checkpoint of this toolkit (no hyperparameters)")
+        return state
+
+    @classmethod
+    def load(cls, path: str | Path, env: gym.Env, **overrides: Any) -> "SAC":
+        """A new agent on ``env`` with the hyperparameters and state that :meth:`save` wrote to ``path``.
+
+        Parameters
+        ----------
+        path:
+            The file (never unpickled: ``torch.load(..., weights_only=True)``).
+        env:
+            The environment to act in (not stored in the file).
+        overrides:
+            Constructor arguments replacing the stored ones, and ``reward_fn``, which
+            is never stored.
+        """
+        state = cls._read(path)
+        unknown = sorted(set(overrides) - set(state["hyperparameters"]) - {"reward_fn"})
+        if unknown:
+            raise ValueError(f"SAC.load got unknown arguments {unknown}")
+        try:
+            agent = cls(env, **{**state["hyperparameters"], **overrides})
+        except TypeError as error:  # hyperparameters of another version of this class
+            raise ValueError(f"{path} holds hyperparameters this SAC does not take ({error})") from None
+        agent._restore(state, path)
+        return agent
+
+    def restore(self, path: str | Path) -> "SAC":
+        """Load into this agent what :meth:`save` wrote to ``path`` (never unpickles: ``weights_only=True``).
+
+        The agent must have the file's sizes and number of critics; its other
+        hyperparameters stay as they are.
+        """
+        self._restore(self._read(path), path)
+        return self
+
+    def _restore(self, state: dict, path: str | Path) -> None:
+        stored = state["hyperparameters"].get("num_critics")
+        if stored != self.num_critics:
+            raise ValueError(f"{path} holds {stored} critics, this agent has {self.num_critics}")
         try:
             self.actor.load_state_dict(state["actor"])
             self.critic.load_state_dict(state["critic"])
             self.critic_target.load_state_dict(state["critic_target"])
             self.actor_optimizer.load_state_dict(state["actor_optimizer"])
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        except (RuntimeError, ValueError, KeyError) as error:
+            self.log_alpha.data.copy_(state["log_alpha"])
+            num_timesteps, num_gradient_steps, position = (int(x) for x in state["counters"])
+            self.generator.set_state(state["torch_generator"])
+            self.rng.bit_generator.state = state["numpy_rng"]
+            self.env.action_space.np_random.bit_generator.state = state["action_space_rng"]
+            buffer = {name: state[f"buffer_{name}"].numpy() for name in _BUFFER_FIELDS if f"buffer_{name}" in state}
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
             first_line = str(error).strip().splitlines()[0]
             raise ValueError(f"{path} does not fit this agent (other sizes or environment?): {first_line}") from None
-        self.log_alpha.data.copy_(state["log_alpha"])
-        self.num_timesteps, self.num_gradient_steps, position = (int(x) for x in state["counters"])
-        self.generator.set_state(state["torch_generator"])
-        self.rng.bit_generator.state = state["numpy_rng"]
-        if "buffer_obs" in state:
-            size = len(state["buffer_obs"])
-            for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
-                getattr(self.buffer, name)[:size] = state[f"buffer_{name}"].numpy()
+        if buffer:
+            size = len(buffer["obs"])
+            if size > self.buffer.capacity or len(buffer) != len(_BUFFER_FIELDS):
+                raise ValueError(f"{path} holds {size} transitions, this agent's buffer {self.buffer.capacity}")
+            for name, values in buffer.items():
+                getattr(self.buffer, name)[:size] = values
             # The write position, not size % capacity: once the buffer has wrapped they differ.
             self.buffer.size, self.buffer.position = size, position
-        return self
+        self.num_timesteps, self.num_gradient_steps = num_timesteps, num_gradient_steps
 
     def policy(self, env_id: str = "") -> GaussianPolicy:
         """A detached copy of the actor as a deployable :class:`~agents.policies.GaussianPolicy`."""

@@ -31,7 +31,7 @@ import sys
 CHILD = r"""
 import json, sys, time
 import gymnasium as gym, numpy as np, torch
-threads, kind, pairs, steps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+threads, kind, critics, steps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(threads)
 torch.set_float32_matmul_precision(sys.argv[5])
 warm = 1000 + int(sys.argv[6])
@@ -41,7 +41,7 @@ if kind == "sb3ftz":
 env = gym.make("Hopper-v5")
 if kind == "ours":
     from agents.sac import SAC
-    agent = SAC(env, num_q_pairs=pairs, batch_size=256, learning_starts=1000, seed=0)
+    agent = SAC(env, num_critics=critics, batch_size=256, learning_starts=1000, seed=0)
     agent.learn(warm)
     start = time.perf_counter(); agent.learn(steps); seconds = time.perf_counter() - start
 elif kind == "sb3":
@@ -60,11 +60,11 @@ print(json.dumps({"steps_per_second": steps / seconds}))
 """
 
 
-def step_flops(pairs: int, obs_dim: int = 11, act_dim: int = 3, hidden: int = 256, batch: int = 256) -> float:
+def step_flops(critics: int, obs_dim: int = 11, act_dim: int = 3, hidden: int = 256, batch: int = 256) -> float:
     """Matmul FLOPs of one SAC gradient step (forward 2 * m * n * k; backward twice that)."""
     critic = 2 * batch * ((obs_dim + act_dim) * hidden + hidden * hidden + hidden)  # one member, forward
     actor = 2 * batch * (obs_dim * hidden + hidden * hidden + 2 * hidden * act_dim)
-    members = 2 * pairs
+    members = 2 * critics
     flops = actor  # next-action sample for the targets (no grad)
     flops += members * critic  # target critics
     flops += 3 * members * critic  # online critics, forward + backward
@@ -73,9 +73,9 @@ def step_flops(pairs: int, obs_dim: int = 11, act_dim: int = 3, hidden: int = 25
     return float(flops)
 
 
-def run(threads: int, kind: str, pairs: int, steps: int, precision: str, updates_before: int = 0) -> dict:
+def run(threads: int, kind: str, critics: int, steps: int, precision: str, updates_before: int = 0) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(threads), kind, str(pairs), str(steps), precision, str(updates_before)],
+        [sys.executable, "-c", CHILD, str(threads), kind, str(critics), str(steps), precision, str(updates_before)],
         capture_output=True, text=True, check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -98,8 +98,8 @@ def main() -> None:
         for precision in args.precision:
             samples: dict[str, list[float]] = {"sb3": [], "sb3ftz": [], "one": [], "four": [], "peak": []}
             for _ in range(args.repeats):
-                for key, kind, pairs in (("sb3", "sb3", 1), ("sb3ftz", "sb3ftz", 1), ("one", "ours", 1), ("four", "ours", 4)):
-                    result = run(threads, kind, pairs, args.steps, precision, args.updates_before)
+                for key, kind, critics in (("sb3", "sb3", 1), ("sb3ftz", "sb3ftz", 1), ("one", "ours", 1), ("four", "ours", 4)):
+                    result = run(threads, kind, critics, args.steps, precision, args.updates_before)
                     samples[key].append(result["steps_per_second"])
                 samples["peak"].append(run(threads, "peak", 0, 0, precision)["flops"])
             sb3, ftz, one, four, peak = (statistics.median(samples[k]) for k in ("sb3", "sb3ftz", "one", "four", "peak"))

@@ -5,7 +5,7 @@
 Both use the same hyperparameters (256x256, lr 3e-4, batch 256, buffer 1e6, tau 0.005,
 gamma 0.99, learned entropy coefficient, 1000 uniformly random warm-up steps), one torch
 thread each, and the same evaluation: every 1000 steps, 10 deterministic episodes with
-reset seeds 10000..10009, through the toolkit's own ``agents.experts.evaluate``. Passing
+reset seeds 10000..10009, through the toolkit's own ``agents.rollout.evaluate``. Passing
 ``--precision medium`` also runs this SAC with bf16 matmuls (``float32_matmul_precision``).
 Writes ``pendulum.csv`` (one row per evaluation), ``pendulum.png`` and ``pendulum.md``.
 """
@@ -28,7 +28,7 @@ def train_one(job: tuple[str, int, int]) -> list[dict]:
     import gymnasium as gym
     import torch
 
-    from agents.experts import evaluate
+    from agents.rollout import evaluate
     from agents.policies import policy_from_sb3_actor_weights
 
     torch.set_num_threads(1)
@@ -59,7 +59,7 @@ def train_one(job: tuple[str, int, int]) -> list[dict]:
     else:
         from agents.sac import SAC
 
-        agent = SAC(env, num_q_pairs=1, learning_starts=WARMUP, seed=seed)
+        agent = SAC(env, num_critics=1, learning_starts=WARMUP, seed=seed)
 
         def hook(agent: SAC) -> None:
             if agent.num_timesteps % EVAL_EVERY == 0:

@@ -79,7 +79,8 @@ def main() -> None:
     print("\nBundled experts (agents/data): stored demonstrations and a fresh evaluation of each policy\n")
     import gymnasium as gym
 
-    from agents.experts import BUNDLED_ENVS, bundled_demonstrations, bundled_policy, evaluate
+    from agents.experts import BUNDLED_ENVS, bundled_demonstrations, bundled_policy
+    from agents.rollout import evaluate
 
     for env_id in BUNDLED_ENVS:
         demos = bundled_demonstrations(env_id)

@@ -7,29 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from agents.config import add_arguments, from_arguments, positive_int
 from soar import experiment
-from soar.tabular import CRITICS, OCCUPANCIES
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,30 +18,13 @@ def build_parser() -> argparse.ArgumentParser:
         "tabular",
         help="tabular SOAR-IL over ensemble sizes and seeds",
         description="Run tabular SOAR-IL for every ensemble size and seed; write a tidy CSV, a plot "
-        "of the true value against MDP samples, and a table of samples and iterations to 95%% of "
+        "of the true value against MDP samples, and a table of samples and iterations to 95% of "
         "the expert's value.",
     )
-    defaults = experiment.SweepConfig()
-    sweep.add_argument("--env", choices=sorted(experiment.ENVIRONMENTS), default=defaults.env,
-                       help="tabular MDP (default: %(default)s)")
-    sweep.add_argument("--critics", type=_positive_int, nargs="+", default=[1, 2, 3, 5, 10],
+    sweep.add_argument("--critics", type=positive_int, nargs="+", default=[1, 2, 3, 5, 10],
                        help="ensemble sizes L to run (default: %(default)s)")
-    sweep.add_argument("--seeds", type=_positive_int, default=10, help="number of seeds, 0..N-1 (default: %(default)s)")
-    sweep.add_argument("--iterations", type=_positive_int, default=defaults.iterations,
-                       help="primal-dual iterations per run (default: %(default)s)")
-    sweep.add_argument("--critic", choices=CRITICS, default=defaults.critic,
-                       help="optimistic (mean - beta std), min over the ensemble, or a count-based ucb bonus "
-                       "(default: %(default)s)")
-    sweep.add_argument("--occupancy", choices=OCCUPANCIES, default=defaults.occupancy,
-                       help="occupancy matched by the cost update (default: %(default)s)")
-    sweep.add_argument("--beta", type=_non_negative_float, default=defaults.beta,
-                       help="optimism strength (default: %(default)s)")
-    sweep.add_argument("--expert-samples", type=_positive_int, default=defaults.expert_samples,
-                       help="expert state-action samples (default: %(default)s)")
-    sweep.add_argument("--cost-step", type=_positive_float, default=defaults.cost_step,
-                       help="cost step size eta_c (default: %(default)s)")
-    sweep.add_argument("--policy-step", type=_positive_float, default=defaults.policy_step,
-                       help="mirror-descent step size eta (default: %(default)s)")
+    sweep.add_argument("--seeds", type=positive_int, default=10, help="number of seeds, 0..N-1 (default: %(default)s)")
+    add_arguments(sweep, experiment.SweepConfig)
     sweep.add_argument("--out", type=Path, required=True, help="output directory")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -72,23 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a SAC expert (resumes from DIR/checkpoint)",
         description="Train a SAC expert with stable-baselines3 (rl-zoo3 MuJoCo hyperparameters) or this "
         "toolkit's SAC; evaluate it every --eval-every steps and keep the best deterministic policy as "
-        "DIR/policy.pt. Re-running the same command resumes an interrupted run.",
+        "DIR/policy.pt; log to DIR/logs/*.csv and DIR/tensorboard. Re-running the same command (with "
+        "--steps as large or larger) resumes an interrupted run from its last checkpoint.",
     )
-    train.add_argument("--env", required=True, help="Gymnasium id, e.g. Hopper-v5")
-    train.add_argument("--steps", type=_positive_int, required=True, help="total environment steps")
+    from agents.experts import ExpertConfig
+
+    add_arguments(train, ExpertConfig)
     train.add_argument("--out", type=Path, required=True, help="output directory")
-    train.add_argument("--algorithm", choices=("sb3", "soar"), default="sb3",
-                       help="stable-baselines3 SAC or this toolkit's SAC (default: %(default)s)")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    train.add_argument("--eval-every", type=_positive_int, default=10_000,
-                       help="environment steps between evaluations (default: %(default)s)")
-    train.add_argument("--eval-episodes", type=_positive_int, default=5,
-                       help="deterministic episodes per evaluation (default: %(default)s)")
-    train.add_argument("--checkpoint-every", type=_positive_int, default=50_000,
-                       help="environment steps between checkpoints (default: %(default)s)")
-    train.add_argument("--learning-starts", type=int, default=10_000,
-                       help="uniformly random steps before learning (default: %(default)s, rl-zoo3's)")
-    train.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default: %(default)s)")
+    train.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: %(default)s)")
     train.add_argument("--matmul-precision", choices=("highest", "high", "medium"), default="highest",
                        help="torch float32 matmul precision; 'medium' runs matmuls in bfloat16 on CPUs with "
                        "AMX/AVX512-BF16, about 1.5-2x faster training (default: %(default)s)")
@@ -102,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollout.add_argument("--policy", type=Path, required=True, help="policy file")
     rollout.add_argument("--env", default=None, help="Gymnasium id (default: the one stored in the policy file)")
-    rollout.add_argument("--episodes", type=_positive_int, default=16, help="episodes (default: %(default)s)")
+    rollout.add_argument("--episodes", type=positive_int, default=16, help="episodes (default: %(default)s)")
     rollout.add_argument("--seed", type=int, default=0, help="first reset seed (default: %(default)s)")
     rollout.add_argument("--stochastic", action="store_true",
                          help="sample actions instead of acting with the policy's mean")
@@ -112,17 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_tabular(args: argparse.Namespace) -> None:
-    config = experiment.SweepConfig(
-        env=args.env, critic=args.critic, occupancy=args.occupancy, beta=args.beta,
-        iterations=args.iterations, expert_samples=args.expert_samples,
-        cost_step=args.cost_step, policy_step=args.policy_step,
-    )
+    config = from_arguments(experiment.SweepConfig, args)
     start = time.perf_counter()
     rows = experiment.run_sweep(config, args.critics, range(args.seeds), progress=not args.no_progress)
     elapsed = time.perf_counter() - start
     out: Path = args.out
     experiment.write_csv(rows, out / "soar_tabular.csv")
-    title = f"tabular SOAR ({config.critic}, {config.occupancy}, beta={config.beta:g}) on {config.env}"
+    title = f"tabular SOAR ({config.critic}, {config.occupancy}, optimism={config.optimism:g}) on {config.env}"
     experiment.plot_sweep(rows, out / "soar_tabular.png", title=title)
     table = experiment.format_threshold_table(experiment.threshold_table(rows))
     (out / "summary.md").write_text(f"{title}; {args.seeds} seeds; {elapsed:.1f} s\n\n{table}\n")
@@ -133,16 +82,12 @@ def run_tabular(args: argparse.Namespace) -> None:
 def run_expert_train(args: argparse.Namespace) -> None:
     import torch
 
-    from agents.experts import train_expert
+    from agents.experts import ExpertConfig, train_expert
 
     torch.set_num_threads(args.threads)
     torch.set_float32_matmul_precision(args.matmul_precision)
     try:
-        result = train_expert(
-            args.env, args.steps, args.out, algorithm=args.algorithm, seed=args.seed, eval_every=args.eval_every,
-            eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
-            learning_starts=args.learning_starts, progress=not args.no_progress,
-        )
+        result = train_expert(from_arguments(ExpertConfig, args), args.out, progress=not args.no_progress)
     except gymnasium_errors() as error:
         raise SystemExit(f"soar expert train: {error}") from None
     print(f"best deterministic return {result.best_return:.1f}; policy at {result.policy_path}")
@@ -151,8 +96,9 @@ def run_expert_train(args: argparse.Namespace) -> None:
 def run_expert_rollout(args: argparse.Namespace) -> None:
     import gymnasium
 
-    from agents.demonstrations import Demonstrations, collect, save_demonstrations
+    from agents.demonstrations import Demonstrations, save_demonstrations
     from agents.policies import load_policy
+    from agents.rollout import collect
 
     try:
         policy = load_policy(args.policy)

@@ -10,29 +10,17 @@ import torch
 from scipy import stats
 
 from agents.demonstrations import (
-    Demonstrations, Trajectory, collect, from_imitation, from_minari, from_transition_arrays, load_demonstrations,
+    Demonstrations, Trajectory, from_imitation, from_minari, from_transition_arrays, load_demonstrations,
     save_demonstrations, to_imitation, to_minari,
 )
-from agents.experts import BUNDLED_ENVS, bundled_demonstrations, bundled_policy, evaluate, train_expert
+from agents.experts import BUNDLED_ENVS, ExpertConfig, bundled_demonstrations, bundled_policy, train_expert
+from agents.interface import Critic, Policy, TabularCritic, TabularPolicy
+from agents.logger import read_log
 from agents.networks import TanhGaussianActor
-from agents.policies import Critic, GaussianPolicy, Policy, TabularCritic, TabularPolicy, load_policy
+from agents.policies import GaussianPolicy, load_policy
+from agents.rollout import collect, evaluate
 from agents.sac import SAC
-from envs.gym_env import TabularMDPEnv
-from envs.mdps import mdp
 from soar.cli import main
-
-
-def chain_mdp(num_states=4):
-    """Deterministic chain: action 1 moves right (reward 1 when it does), action 0 stays (reward 0)."""
-    S = num_states
-    transitions = np.zeros((S, 2, S))
-    rewards = np.zeros((S, 2))
-    for s in range(S):
-        transitions[s, 0, s] = 1.0
-        transitions[s, 1, min(s + 1, S - 1)] = 1.0
-        rewards[s, 1] = 1.0 if s < S - 1 else 0.0
-    initial = np.eye(S)[0]
-    return mdp(transitions, rewards, initial, 0.9)
 
 
 def pendulum_policy(seed=0, hidden=(8,)):
@@ -63,28 +51,6 @@ def test_tabular_and_neural_policies_satisfy_the_interface():
     for candidate in (TabularCritic(np.zeros((3, 2))), agent):
         assert isinstance(candidate, Critic)
     assert agent.q_values(np.zeros((5, 3)), np.zeros((5, 1))).shape == (2, 5)
-
-
-def test_tabular_policy_samples_its_probabilities():
-    probabilities = np.array([[0.2, 0.5, 0.3], [1.0, 0.0, 0.0]])
-    policy = TabularPolicy(probabilities)
-    actions = policy.act(np.zeros(30_000, dtype=int), rng=np.random.default_rng(0))
-    counts = np.bincount(actions, minlength=3)
-    assert stats.chisquare(counts, 30_000 * probabilities[0]).pvalue > 1e-3
-    assert np.all(policy.act(np.ones(1000, dtype=int), rng=np.random.default_rng(1)) == 0)
-    np.testing.assert_allclose(policy.log_prob([0, 0], [1, 2]), np.log([0.5, 0.3]))
-    assert policy.act(0, deterministic=True) == 1
-
-
-@pytest.mark.parametrize("table", [np.array([[0.5, 0.6]]), np.array([[1.2, -0.2]]), np.ones(3)])
-def test_tabular_policy_rejects_non_stochastic_tables(table):
-    with pytest.raises(ValueError, match="probability distribution|shape"):
-        TabularPolicy(table)
-
-
-def test_tabular_critic_indexes_ensembles():
-    q = np.arange(12.0).reshape(2, 3, 2)
-    np.testing.assert_array_equal(TabularCritic(q).q_values([0, 2], [1, 0]), [[1.0, 4.0], [7.0, 10.0]])
 
 
 def test_gaussian_log_prob_matches_the_change_of_variables_closed_form():
@@ -262,17 +228,6 @@ def test_from_transition_arrays_rebuilds_contiguous_trajectories():
         from_transition_arrays(t.obs[None, :-1], t.acts[None], shuffled)
 
 
-def test_collect_and_evaluate_a_tabular_policy_on_a_chain():
-    env = TabularMDPEnv(chain_mdp(4), max_steps=6)
-    always_right = TabularPolicy(np.tile([0.0, 1.0], (4, 1)))
-    (trajectory,) = collect(always_right, env, episodes=1)
-    np.testing.assert_array_equal(trajectory.obs[:, 0], [0, 1, 2, 3, 3, 3, 3])
-    np.testing.assert_array_equal(trajectory.rewards, [1, 1, 1, 0, 0, 0])
-    assert trajectory.truncated and not trajectory.terminated
-    # Undiscounted return: 3 moves right pay 1 each, whatever the horizon beyond 3.
-    np.testing.assert_array_equal(evaluate(always_right, env, episodes=3), [3.0, 3.0, 3.0])
-
-
 def test_collect_neural_policy_on_pendulum():
     policy, env = pendulum_policy()
     trajectories = collect(policy, env, episodes=2, seed=5)
@@ -287,66 +242,101 @@ def test_collect_neural_policy_on_pendulum():
 
 
 # ------------------------------------------------------------------ training
+def tiny_expert(**changes):
+    settings = dict(env_id="Pendulum-v1", steps=300, eval_every=100, eval_episodes=1, checkpoint_every=100,
+                    log_every=50, learning_starts=40, hidden=(32, 32), batch_size=32)
+    settings.update(changes)
+    return ExpertConfig(**settings)
+
+
 @pytest.mark.parametrize("algorithm", ["sb3", "soar"])
-def test_train_expert_logs_checkpoints_and_resumes(tmp_path, algorithm):
-    kwargs = dict(algorithm=algorithm, eval_every=100, eval_episodes=1, checkpoint_every=150,
-                  learning_starts=50, progress=False)
-    first = train_expert("Pendulum-v1", 300, tmp_path, **kwargs)
-    assert [row["step"] for row in first.evaluations] == [100, 200, 300]
-    resumed = train_expert("Pendulum-v1", 400, tmp_path, **kwargs)
-    assert [row["step"] for row in resumed.evaluations] == [100, 200, 300, 400]
+def test_train_expert_logs_checkpoints_and_resumes_exactly(tmp_path, algorithm):
+    torch.set_num_threads(1)
+    straight = train_expert(tiny_expert(algorithm=algorithm), tmp_path / "straight", progress=False)
+    first = train_expert(tiny_expert(algorithm=algorithm, steps=200), tmp_path / "resumed", progress=False)
+    assert [row["step"] for row in first.evaluations] == [100, 200]
+    # A larger step budget is a resumable change: the run continues from its checkpoint at 200.
+    resumed = train_expert(tiny_expert(algorithm=algorithm), tmp_path / "resumed", progress=False)
+    assert [row["step"] for row in resumed.evaluations] == [100, 200, 300]
+    assert resumed.evaluations == straight.evaluations
+    assert set(resumed.evaluations[0]) == {"step", "return_mean", "return_std", "episodes"}
+    for out in ("straight", "resumed"):
+        logs = tmp_path / out / "logs"
+        assert [row["step"] for row in read_log(logs / "train.csv")] == [50, 100, 150, 200, 250, 300]
+        assert set(read_log(logs / "train.csv")[-1]) == {"step", "critic_loss", "actor_loss", "alpha"}
+        assert [row["step"] for row in read_log(logs / "time.csv")] == [50, 100, 150, 200, 250, 300]
+        assert list((tmp_path / out / "tensorboard").glob("events.out.tfevents.*"))
+        assert (tmp_path / out / "evaluations.png").stat().st_size > 0
+    # Resuming continued the same weights, buffer and random streams: the same losses, to the bit.
+    train_logs = [read_log(tmp_path / out / "logs" / "train.csv") for out in ("resumed", "straight")]
+    assert train_logs[0] == train_logs[1]
     policy = load_policy(resumed.policy_path)
     assert policy.env_id == "Pendulum-v1"
-    # A run killed after its last checkpoint (400) had logged an evaluation at 500:
-    # resuming rewinds to 400 and redoes step 500 once, instead of logging it twice.
-    from agents.records import read_rows, write_rows
-    from agents.experts import EVALUATION_FIELDS
-    rows = read_rows(tmp_path / "evaluations.csv", EVALUATION_FIELDS, "evaluation")
-    write_rows(rows + [dict(rows[-1], step=500)], tmp_path / "evaluations.csv", EVALUATION_FIELDS)
-    again = train_expert("Pendulum-v1", 500, tmp_path, **kwargs)
-    assert [row["step"] for row in again.evaluations] == [100, 200, 300, 400, 500]
-    assert (tmp_path / "evaluations.png").stat().st_size > 0
+    reference = load_policy(straight.policy_path)
+    obs = np.random.default_rng(0).normal(size=(5, 3))
+    np.testing.assert_array_equal(policy.act(obs, deterministic=True), reference.act(obs, deterministic=True))
     assert resumed.best_return == max(row["return_mean"] for row in resumed.evaluations)
     # The kept policy is the best evaluated one: re-evaluating it reproduces that number.
     best = evaluate(policy, gym.make("Pendulum-v1"), episodes=1, seed=10_000)
     assert best[0] == pytest.approx(resumed.best_return, rel=1e-4)
+    # Asking again for the same budget trains nothing and reports the same run.
+    again = train_expert(tiny_expert(algorithm=algorithm), tmp_path / "resumed", progress=False)
+    assert again.evaluations == resumed.evaluations and again.best_return == resumed.best_return
 
 
-def test_sb3_checkpoint_restores_weights_buffer_and_counters(tmp_path):
+def test_sb3_checkpoint_restores_weights_buffer_counters_and_random_streams(tmp_path):
     from stable_baselines3 import SAC as SB3SAC
 
-    from agents.experts import _latest_checkpoint, _load_sb3_checkpoint, _save_sb3_checkpoint
+    from agents.checkpoints import latest_checkpoint, staged_checkpoint
+    from agents.experts import _load_sb3_checkpoint, _save_sb3_checkpoint
 
     def model():
         return SB3SAC("MlpPolicy", gym.make("Pendulum-v1"), policy_kwargs={"net_arch": [16]}, learning_starts=20, seed=3)
 
     trained = model().learn(60)
-    _save_sb3_checkpoint(trained, tmp_path / "checkpoint", trained.num_timesteps)
+    with staged_checkpoint(tmp_path / "checkpoint") as staging:
+        _save_sb3_checkpoint(trained, staging)
+    torch_rng, numpy_rng = torch.get_rng_state(), np.random.get_state()
     fresh = model()
-    _load_sb3_checkpoint(fresh, _latest_checkpoint(tmp_path / "checkpoint"))
+    _load_sb3_checkpoint(fresh, latest_checkpoint(tmp_path / "checkpoint"))
     for (name, a), b in zip(trained.policy.state_dict().items(), fresh.policy.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
     np.testing.assert_array_equal(fresh.replay_buffer.observations[:60], trained.replay_buffer.observations[:60])
     assert (fresh.num_timesteps, fresh.replay_buffer.pos, fresh._n_updates) == (60, 60, trained._n_updates)
     assert fresh.log_ent_coef.item() == pytest.approx(trained.log_ent_coef.item())
     assert fresh.actor.optimizer.state_dict()["state"][0]["step"] == trained.actor.optimizer.state_dict()["state"][0]["step"]
+    assert torch.equal(torch.get_rng_state(), torch_rng)
+    assert np.array_equal(np.random.get_state()[1], numpy_rng[1]) and np.random.get_state()[2] == numpy_rng[2]
+    (tmp_path / "checkpoint" / "state.json").write_text("{}")
+    with pytest.raises(ValueError, match="cannot resume from .*checkpoint"):
+        _load_sb3_checkpoint(model(), tmp_path / "checkpoint")
 
 
 def test_train_expert_evaluates_the_last_step_and_refuses_other_settings(tmp_path):
-    result = train_expert("Pendulum-v1", 150, tmp_path, algorithm="soar", eval_every=100, eval_episodes=1,
-                          learning_starts=50, progress=False)
+    result = train_expert(tiny_expert(algorithm="soar", steps=150, checkpoint_every=1000), tmp_path, progress=False)
     assert [row["step"] for row in result.evaluations] == [100, 150]
-    with pytest.raises(ValueError, match="seed: 0 there, 1 here"):
-        train_expert("Pendulum-v1", 200, tmp_path, algorithm="soar", seed=1, learning_starts=50, progress=False)
+    with pytest.raises(ValueError, match="seed: 0 there, 1 now"):
+        train_expert(tiny_expert(algorithm="soar", steps=200, seed=1), tmp_path, progress=False)
     with pytest.raises(ValueError, match="algorithm"):
-        train_expert("Pendulum-v1", 200, tmp_path, algorithm="sb3", learning_starts=50, progress=False)
+        train_expert(tiny_expert(algorithm="sb3", steps=200), tmp_path, progress=False)
 
 
-def test_train_expert_rejects_bad_settings(tmp_path):
-    with pytest.raises(ValueError, match="algorithm"):
-        train_expert("Pendulum-v1", 10, tmp_path, algorithm="ppo")
+@pytest.mark.parametrize("changes, message", [
+    ({"algorithm": "ppo"}, "algorithm must be one of"),
+    ({"steps": 0}, "steps must be an integer >= 1"),
+    ({"learning_starts": -1}, "learning_starts must be an integer >= 0"),
+    ({"hidden": ()}, "hidden must be a non-empty"),
+    ({"hidden": (32, 0)}, "hidden must be an integer >= 1"),
+    ({"eval_every": 2.5}, "eval_every must be an integer"),
+])
+def test_expert_config_rejects_bad_settings(changes, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_expert(**changes)
+
+
+def test_train_expert_rejects_environments_without_box_spaces(tmp_path):
     with pytest.raises(ValueError, match="Box action"):
-        train_expert("CartPole-v1", 10, tmp_path, progress=False)
+        train_expert(tiny_expert(env_id="CartPole-v1"), tmp_path, progress=False)
 
 
 # ----------------------------------------------------------------------- CLI

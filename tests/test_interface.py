@@ -51,7 +51,7 @@ def test_the_tabular_side_never_imports_torch():
         "import sys\n"
         "import envs, envs.gym_env, envs.parallel, envs.games, envs.mdps\n"
         "import agents.tabular, agents.interface, agents.sampling, agents.rollout, agents.tabular_demonstrations\n"
-        "import agents.config, agents.optimism\n"
+        "import agents.config, agents.optimism, agents.logger, agents.checkpoints, agents.harness, agents.experts\n"
         "import soar.tabular, soar.experiment, soar.cli\n"
         "import mail, mail.cli, mail.experiment\n"
         "loaded = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"

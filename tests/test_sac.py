@@ -7,25 +7,44 @@ import numpy as np
 import pytest
 import torch
 
+from agents.logger import RunLogger, read_log
 from agents.networks import EnsembleMLP
-from agents.sac import SAC, optimistic_q
+from agents.optimism import optimistic_value
+from agents.sac import SAC
 
 
-def small_agent(num_q_pairs=2, **kwargs):
+def small_agent(num_critics=2, **kwargs):
     env = gym.make("Pendulum-v1")
     defaults = dict(hidden=(32, 32), batch_size=16, learning_starts=32, buffer_size=1000)
     defaults.update(kwargs)
-    return SAC(env, num_q_pairs=num_q_pairs, **defaults)
+    return SAC(env, num_critics=num_critics, **defaults)
 
 
-def test_optimistic_q_hand_made_values():
+def test_optimistic_value_hand_made_values_on_tensors():
     pair_min = torch.tensor([[1.0, 0.0], [3.0, 0.0], [5.0, 9.0]])  # L = 3, B = 2
     # Column 0: mean 3, population std sqrt(8/3) = 1.633, clipped to 1.5 -> 3 + 2 * 1.5 = 6.
     # Column 1: mean 3, std sqrt(18) = 4.243 -> clipped to 1.5 -> 6.
-    np.testing.assert_allclose(optimistic_q(pair_min, 2.0, 1.5), [6.0, 6.0])
-    np.testing.assert_allclose(optimistic_q(pair_min, 0.5, 100.0), [3 + 0.5 * np.sqrt(8 / 3), 3 + 0.5 * np.sqrt(18)], rtol=1e-6)
+    np.testing.assert_allclose(optimistic_value(pair_min, 2.0, 1.5, form="reward"), [6.0, 6.0])
+    np.testing.assert_allclose(optimistic_value(pair_min, 0.5, 100.0, form="reward"),
+                               [3 + 0.5 * np.sqrt(8 / 3), 3 + 0.5 * np.sqrt(18)], rtol=1e-6)
     # L = 1 is plain SAC: the pair minimum itself.
-    np.testing.assert_allclose(optimistic_q(pair_min[:1], 2.0, 1.5), [1.0, 0.0])
+    np.testing.assert_allclose(optimistic_value(pair_min[:1], 2.0, 1.5, form="reward"), [1.0, 0.0])
+
+
+def test_actor_loss_uses_the_shared_optimistic_value(monkeypatch):
+    import agents.sac
+
+    agent = small_agent(num_critics=3, optimism=0.7, std_clip=2.5)
+    agent.learn(40)
+    calls = []
+
+    def spy(members, optimism, std_clip, form):
+        calls.append((tuple(members.shape), optimism, std_clip, form))
+        return optimistic_value(members, optimism, std_clip, form)
+
+    monkeypatch.setattr(agents.sac, "optimistic_value", spy)
+    agent.train_step()
+    assert calls == [((3, 16), 0.7, 2.5, "reward")]
 
 
 def test_batched_ensemble_equals_separate_networks():
@@ -51,7 +70,7 @@ def test_members_are_initialised_independently():
 
 
 def test_relabelled_reward_reaches_the_critic_targets():
-    agent = small_agent(num_q_pairs=2, gamma=0.0, reward_fn=lambda s, a, s2: torch.full((s.shape[0],), 7.0))
+    agent = small_agent(num_critics=2, gamma=0.0, reward_fn=lambda s, a, s2: torch.full((s.shape[0],), 7.0))
     agent.learn(40)
     agent.buffer.rewards[:] = -1000.0  # the environment reward must not be used
     rng_state = copy.deepcopy(agent.rng.bit_generator.state)
@@ -69,7 +88,7 @@ def test_relabelled_reward_reaches_the_critic_targets():
 
 
 def test_each_pair_gets_its_own_minibatch(monkeypatch):
-    agent = small_agent(num_q_pairs=3)
+    agent = small_agent(num_critics=3)
     agent.learn(40)
     seen = []
     original = agent.buffer.sample
@@ -84,21 +103,98 @@ def test_each_pair_gets_its_own_minibatch(monkeypatch):
     assert not np.array_equal(seen[0][0], seen[0][1])
 
 
-def test_save_load_round_trip(tmp_path):
+def test_restore_round_trip(tmp_path):
     agent = small_agent()
     agent.learn(40)
     path = tmp_path / "agent.pt"
     agent.save(path, include_buffer=True)
     other = small_agent(seed=5)
-    other.load(path)
+    assert other.restore(path) is other
     obs = np.zeros(3, dtype=np.float32)
-    np.testing.assert_allclose(agent.predict(obs, deterministic=True), other.predict(obs, deterministic=True))
+    np.testing.assert_allclose(agent.act(obs, deterministic=True), other.act(obs, deterministic=True))
     assert other.num_timesteps == 40 and other.buffer.size == 40
-    with pytest.raises(ValueError, match="critic pairs"):
-        small_agent(num_q_pairs=3).load(path)
+    with pytest.raises(ValueError, match="holds 2 critics, this agent has 3"):
+        small_agent(num_critics=3).restore(path)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable SAC checkpoint"):
-        agent.load(tmp_path / "junk.pt")
+        agent.restore(tmp_path / "junk.pt")
+    torch.save({"actor": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not a SAC checkpoint of this toolkit"):
+        SAC.load(tmp_path / "foreign.pt", gym.make("Pendulum-v1"))
+
+
+@pytest.mark.parametrize("num_critics, alpha", [(1, "auto"), (3, 0.2)])
+def test_load_class_method_rebuilds_the_agent(tmp_path, num_critics, alpha):
+    agent = small_agent(num_critics=num_critics, alpha=alpha, optimism=0.5, std_clip=float("inf"), hidden=(16, 8),
+                        gamma=0.9, seed=4)
+    agent.learn(40)
+    agent.save(tmp_path / "agent.pt")
+    # The stored hyperparameters are plain values: the file loads with weights_only=True.
+    stored = torch.load(tmp_path / "agent.pt", weights_only=True)["hyperparameters"]
+    assert stored == agent.hyperparameters and stored["hidden"] == [16, 8] and stored["alpha"] == alpha
+    loaded = SAC.load(tmp_path / "agent.pt", gym.make("Pendulum-v1"))
+    assert loaded.hyperparameters == agent.hyperparameters and loaded.num_timesteps == 40
+    obs = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.act(obs, deterministic=True), agent.act(obs, deterministic=True))
+    # Stochastic actions too: the action-noise generator was restored.
+    np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
+    for p, q in zip(agent.critic.parameters(), loaded.critic.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    # reward_fn is never stored; it and the other arguments can be overridden.
+    relabel = lambda s, a, s2: torch.zeros(s.shape[0])  # noqa: E731
+    override = SAC.load(tmp_path / "agent.pt", gym.make("Pendulum-v1"), reward_fn=relabel, learning_starts=7)
+    assert override.reward_fn is relabel and override.learning_starts == 7
+    with pytest.raises(ValueError, match="unknown arguments"):
+        SAC.load(tmp_path / "agent.pt", gym.make("Pendulum-v1"), num_q_pairs=2)
+
+
+def test_predict_returns_the_action_and_no_state():
+    agent = small_agent()
+    obs = np.zeros((4, 3), dtype=np.float32)
+    action, state = agent.predict(obs, deterministic=True)
+    assert state is None and action.shape == (4, 1)
+    np.testing.assert_array_equal(action, agent.act(obs, deterministic=True))
+
+
+def test_callback_returning_false_stops_learning():
+    agent = small_agent()
+    seen = []
+
+    def callback(agent):
+        seen.append(agent.num_timesteps)
+        return None if agent.num_timesteps < 25 else agent.num_timesteps < 30
+
+    agent.learn(100, callback=callback)
+    assert agent.num_timesteps == 30 and seen == list(range(1, 31))
+    agent.learn(5, callback=lambda agent: True)
+    assert agent.num_timesteps == 35
+
+
+def test_learn_logs_averaged_losses_every_log_every_steps(tmp_path, monkeypatch):
+    agent = small_agent(learning_starts=20)
+    losses = []
+    original = agent.train_step
+
+    def recording():
+        result = original()
+        losses.append(result)
+        return result
+
+    monkeypatch.setattr(agent, "train_step", recording)
+    with RunLogger(tmp_path) as logger:
+        agent.learn(50, logger=logger, log_every=20)
+    train = read_log(tmp_path / "logs" / "train.csv")
+    # Updates start at step 20 (learning_starts) once the buffer holds a batch (16 < 20).
+    assert [row["step"] for row in train] == [20, 40]
+    assert [row["step"] for row in read_log(tmp_path / "logs" / "time.csv")] == [20, 40]
+    first, second = losses[:1], losses[1:21]
+    for row, window in ((train[0], first), (train[1], second)):
+        for key in ("critic_loss", "actor_loss", "alpha"):
+            assert row[key] == pytest.approx(np.mean([loss[key] for loss in window]), rel=1e-12)
+    assert all(row["steps_per_second"] > 0 and row["elapsed_seconds"] >= 0
+               for row in read_log(tmp_path / "logs" / "time.csv"))
+    with pytest.raises(ValueError, match="log_every"):
+        agent.learn(5, logger=logger, log_every=0)
 
 
 def test_seeded_runs_are_reproducible():
@@ -114,8 +210,9 @@ def test_seeded_runs_are_reproducible():
     "make, message",
     [
         (lambda: SAC(gym.make("CartPole-v1")), "Box action space"),
-        (lambda: small_agent(num_q_pairs=0), "num_q_pairs must be an integer >= 1"),
-        (lambda: small_agent(q_std_clip=-1.0), "q_std_clip must be >= 0"),
+        (lambda: small_agent(num_critics=0), "num_critics must be an integer >= 1"),
+        (lambda: small_agent(std_clip=-1.0), "std_clip must be >= 0"),
+        (lambda: small_agent(optimism=-0.5), "optimism must be a finite number >= 0"),
         (lambda: small_agent(alpha=-0.1), "alpha must be 'auto' or a number >= 0"),
     ],
 )
@@ -127,7 +224,7 @@ def test_bad_configuration(make, message):
 def test_bad_observation_shape():
     agent = small_agent()
     with pytest.raises(ValueError, match=r"observation must have shape \(3,\)"):
-        agent.predict(np.zeros(4))
+        agent.act(np.zeros(4))
 
 
 def test_resumed_training_matches_uninterrupted(tmp_path):
@@ -137,7 +234,7 @@ def test_resumed_training_matches_uninterrupted(tmp_path):
     straight.save(tmp_path / "mid.pt", include_buffer=True)
     for _ in range(5):
         straight.train_step()
-    resumed = small_agent(seed=99).load(tmp_path / "mid.pt")
+    resumed = small_agent(seed=99).restore(tmp_path / "mid.pt")
     for _ in range(5):
         resumed.train_step()
     for p, q in zip(straight.critic.parameters(), resumed.critic.parameters()):
@@ -165,8 +262,25 @@ def test_resume_keeps_the_write_position_of_a_wrapped_buffer(tmp_path):
     agent.learn(70)  # 70 transitions into 50 slots: the oldest is now at index 20
     assert (agent.buffer.size, agent.buffer.position) == (50, 20)
     agent.save(tmp_path / "a.pt", include_buffer=True)
-    resumed = small_agent(buffer_size=50, learning_starts=10).load(tmp_path / "a.pt")
+    resumed = SAC.load(tmp_path / "a.pt", gym.make("Pendulum-v1"))
     assert (resumed.buffer.size, resumed.buffer.position) == (50, 20)
     oldest = resumed.buffer.obs[20].copy()
     resumed.learn(1)
     assert not np.array_equal(resumed.buffer.obs[20], oldest)  # the oldest was overwritten
+
+
+@pytest.mark.parametrize("stop_at", [20, 50])  # inside the random warm-up, and after it
+def test_learning_resumed_from_a_checkpoint_continues_exactly(tmp_path, stop_at):
+    torch.set_num_threads(1)
+    straight = small_agent(seed=2, learning_starts=32)
+    straight.learn(stop_at)
+    straight.save(tmp_path / "agent.pt", include_buffer=True)
+    straight.new_episode(seed=11)
+    straight.learn(30)
+    resumed = SAC.load(tmp_path / "agent.pt", gym.make("Pendulum-v1"))
+    resumed.new_episode(seed=11)
+    resumed.learn(30)
+    np.testing.assert_array_equal(resumed.buffer.actions, straight.buffer.actions)
+    np.testing.assert_array_equal(resumed.buffer.obs, straight.buffer.obs)
+    for p, q in zip(straight.actor.parameters(), resumed.actor.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)

@@ -1,0 +1,287 @@
+"""The run harness: one output folder per training run, resumable after a kill at any moment.
+
+A :class:`TrainingRun` owns everything around a training loop that is not the
+algorithm itself::
+
+    OUT/config.json      the run's settings (agents.config); a resumed run must share them
+    OUT/policy.pt        the best evaluated policy so far (replaced atomically)
+    OUT/logs/*.csv       one CSV per metric namespace (agents.logger.RunLogger)
+    OUT/tensorboard/     TensorBoard event files of the same metrics
+    OUT/evaluations.png  the learning curve, redrawn at every checkpoint
+    OUT/checkpoint/      the latest complete checkpoint (agents.checkpoints): what the
+                         algorithm saves, plus progress.json (step, best return, elapsed
+                         seconds) and a copy of policy.pt as of that step
+
+The training loop calls :meth:`TrainingRun.resume` once (it returns the checkpoint
+folder to restore the algorithm from) and :meth:`TrainingRun.after_step` after every
+environment step, which evaluates and checkpoints on the :class:`Schedule`. At each
+checkpoint the logs are fsynced before the checkpoint is swapped in; on resume they are
+rewound to the checkpoint's step and ``policy.pt`` and the best return are restored
+from the checkpoint, so logs, best return and ``policy.pt`` all describe the same
+steps, none lost and none twice.
+
+No torch here: policies and algorithms are reached only through their methods.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from agents.checkpoints import latest_checkpoint, replace_file, staged_checkpoint
+from agents.config import check_resumable, write_config
+from agents.interface import Policy
+from agents.logger import RunLogger
+from agents.rollout import evaluate
+
+PROGRESS_FILE = "progress.json"
+EVAL_KEYS = ("return_mean", "return_std", "episodes")
+
+
+class SavablePolicy(Policy, Protocol):
+    """A policy that can be written to a file (e.g. :class:`agents.policies.GaussianPolicy`)."""
+
+    def save(self, path: str | Path) -> None:
+        """Write the policy to ``path``."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a run evaluates and checkpoints: every ``*_every`` steps, and both at ``total_steps``.
+
+    Parameters
+    ----------
+    total_steps:
+        The run's last environment step.
+    eval_every, checkpoint_every:
+        Environment steps between evaluations and between checkpoints.
+    """
+
+    total_steps: int
+    eval_every: int
+    checkpoint_every: int
+
+    def __post_init__(self) -> None:
+        for name in ("total_steps", "eval_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+    def evaluates_at(self, step: int) -> bool:
+        return step % self.eval_every == 0 or step == self.total_steps
+
+    def checkpoints_at(self, step: int) -> bool:
+        return step % self.checkpoint_every == 0 or step == self.total_steps
+
+    def evaluation_steps(self, start: int = 0) -> list[int]:
+        """The steps after ``start`` at which an uninterrupted run evaluates."""
+        steps = set(range(self.eval_every, self.total_steps + 1, self.eval_every)) | {self.total_steps}
+        return sorted(step for step in steps if step > start)
+
+
+def episode_seed(seed: int, step: int) -> int:
+    """Reset seed of the episode a run starts after its checkpoint at ``step``.
+
+    Checkpoints end the current episode (an environment's state cannot be saved in
+    general) and the next one starts from this seed, in the uninterrupted run and in
+    a run resumed from that checkpoint alike: both continue identically.
+    """
+    return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1)[0])
+
+
+class TrainingRun:
+    """Config, logs, evaluations, best policy and checkpoints of one training run in ``out``.
+
+    Parameters
+    ----------
+    out:
+        The run's folder (created if missing; resumed if it holds a run).
+    config:
+        The run's settings, a dataclass built with :func:`agents.config.setting`:
+        written to ``config.json``, and checked against it when resuming (a changed
+        setting not marked ``resumable`` raises ``ValueError`` naming it).
+    schedule:
+        When to evaluate and checkpoint.
+    eval_env, eval_episodes, eval_seed:
+        Evaluation: ``eval_episodes`` deterministic episodes of ``eval_env`` with reset
+        seeds ``eval_seed, eval_seed + 1, ...`` (:func:`agents.rollout.evaluate`).
+    title:
+        Title of the learning curve.
+    progress:
+        Show a progress bar.
+    tensorboard:
+        Also log to TensorBoard event files.
+    """
+
+    def __init__(
+        self,
+        out: str | Path,
+        config: Any,
+        schedule: Schedule,
+        eval_env: Any,
+        eval_episodes: int,
+        eval_seed: int = 0,
+        title: str = "",
+        progress: bool = False,
+        tensorboard: bool = True,
+    ) -> None:
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        config_path = self.out / "config.json"
+        if config_path.exists():
+            check_resumable(config_path, config)
+        else:
+            leftovers = [n for n in ("checkpoint", "checkpoint.old", "logs", "policy.pt") if (self.out / n).exists()]
+            if leftovers:
+                raise ValueError(
+                    f"{self.out} holds {', '.join(leftovers)} but no config.json (a run of an older version?); "
+                    "choose another output folder"
+                )
+        # Rewritten on resume too, so that it records changed resumable settings (a longer budget).
+        write_config(config_path, config)
+        self.schedule = schedule
+        self.eval_env, self.eval_episodes, self.eval_seed = eval_env, int(eval_episodes), int(eval_seed)
+        self.title = title
+        self.policy_path = self.out / "policy.pt"
+        self.checkpoint_dir = self.out / "checkpoint"
+        self.logger = RunLogger(self.out, tensorboard=tensorboard)
+        self.best_return = -math.inf
+        self.evaluations: list[dict[str, float]] = []
+        self.start_step = 0
+        self._progress = progress
+        self._bar: tqdm | None = None
+
+    # ------------------------------------------------------------ resume
+    def resume(self) -> Path | None:
+        """Rewind the run to its latest complete checkpoint; return that folder (``None``: start at step 0).
+
+        Logs after the checkpoint's step are dropped, the best return and ``policy.pt``
+        are those stored in the checkpoint, and the elapsed-time clock continues from
+        its value there. The caller restores the algorithm from the returned folder;
+        :attr:`start_step` is the step it must be at.
+        """
+        folder = latest_checkpoint(self.checkpoint_dir)
+        state = {"step": 0, "best_return": None, "elapsed_seconds": 0.0}
+        if folder is not None:
+            state = _read_progress(folder / PROGRESS_FILE)
+        self.start_step = state["step"]
+        self.best_return = -math.inf if state["best_return"] is None else state["best_return"]
+        kept = folder / "policy.pt" if folder is not None else None
+        if kept is not None and kept.exists():
+            temporary = self.out / "policy.pt.tmp"
+            shutil.copyfile(kept, temporary)
+            replace_file(temporary, self.policy_path)
+        else:
+            self.policy_path.unlink(missing_ok=True)  # evaluated after the checkpoint: redone
+        self.logger.rewind(self.start_step, elapsed_seconds=state["elapsed_seconds"])
+        self.evaluations = [
+            {"step": row["step"], **{k: row[k] for k in EVAL_KEYS if k in row}} for row in self.logger.read("eval")
+        ]
+        return folder
+
+    # ------------------------------------------------------------ the loop
+    def after_step(
+        self, step: int, policy: Callable[[], SavablePolicy], save: Callable[[Path], None]
+    ) -> None:
+        """Evaluate and checkpoint if the schedule says so at ``step`` (call after every environment step).
+
+        Parameters
+        ----------
+        step:
+            The number of environment steps done, all of them processed (stored, learnt from).
+        policy:
+            Returns the deterministic policy to evaluate (called only when evaluating).
+        save:
+            Writes the algorithm's state into the folder it is given (only when checkpointing).
+        """
+        if self._bar is None:  # created at the first step, so that its rate leaves out the setup
+            self._bar = tqdm(total=self.schedule.total_steps, initial=self.start_step, disable=not self._progress,
+                             desc=self.title or "training", unit="step", smoothing=0.05)
+        self._bar.update(step - self._bar.n)
+        if self.schedule.evaluates_at(step):
+            row = self.evaluate(step, policy())
+            self._bar.set_postfix(best=f"{self.best_return:.0f}", last=f"{row['return_mean']:.0f}", refresh=False)
+        if self.schedule.checkpoints_at(step):
+            self.checkpoint(step, save)
+
+    def evaluate(self, step: int, policy: SavablePolicy) -> dict[str, float]:
+        """Evaluate ``policy``, log ``eval/...`` at ``step`` and keep it as ``policy.pt`` if it is the best so far."""
+        returns = evaluate(policy, self.eval_env, self.eval_episodes, seed=self.eval_seed, deterministic=True)
+        row = {"step": int(step), "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+               "episodes": len(returns)}
+        self.logger.log(step, {f"eval/{key}": row[key] for key in EVAL_KEYS})
+        self.evaluations.append(row)
+        if row["return_mean"] > self.best_return:
+            self.best_return = row["return_mean"]
+            temporary = self.out / "policy.pt.tmp"
+            policy.save(temporary)
+            replace_file(temporary, self.policy_path)
+        return row
+
+    def checkpoint(self, step: int, save: Callable[[Path], None]) -> None:
+        """Write a checkpoint at ``step``: ``save(folder)`` for the algorithm, then the harness's own state."""
+        with staged_checkpoint(self.checkpoint_dir) as staging:
+            save(staging)
+            best = self.best_return if math.isfinite(self.best_return) else None
+            progress = {"step": int(step), "best_return": best, "elapsed_seconds": self.logger.elapsed_seconds()}
+            (staging / PROGRESS_FILE).write_text(json.dumps(progress) + "\n")
+            if self.policy_path.exists():
+                shutil.copyfile(self.policy_path, staging / "policy.pt")
+            # Before the swap: a checkpoint never refers to log rows that could still be lost.
+            self.logger.flush()
+        self.plot()
+
+    def plot(self) -> None:
+        """``evaluations.png``: the learning curve so far (mean +- std of the evaluation episodes)."""
+        if not self.evaluations:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        steps = np.array([r["step"] for r in self.evaluations])
+        mean = np.array([r["return_mean"] for r in self.evaluations])
+        std = np.array([r["return_std"] for r in self.evaluations])
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(steps, mean, marker=".")
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(f"deterministic return ({self.eval_episodes} episodes)")
+        ax.set_title(f"{self.title} (best {self.best_return:.1f})")
+        fig.tight_layout()
+        temporary = self.out / "evaluations.png.tmp"
+        fig.savefig(temporary, dpi=110, format="png")
+        plt.close(fig)
+        os.replace(temporary, self.out / "evaluations.png")
+
+    def close(self) -> None:
+        """Flush and close the logs and the progress bar."""
+        if self._bar is not None:
+            self._bar.close()
+        self.logger.close()
+
+    def __enter__(self) -> "TrainingRun":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _read_progress(path: Path) -> dict:
+    try:
+        state = json.loads(path.read_text())
+        step, best, elapsed = state["step"], state["best_return"], state["elapsed_seconds"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step {step!r}")
+        return {"step": step, "best_return": None if best is None else float(best), "elapsed_seconds": float(elapsed)}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"cannot resume from {path.parent}: unreadable {path.name} ({error})") from None
