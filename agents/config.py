@@ -99,8 +99,15 @@ def _flag(field: dataclasses.Field) -> str:
     return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
 
 
-def add_arguments(parser: argparse.ArgumentParser, config_class: type, skip: tuple[str, ...] = ()) -> None:
-    """Add one option per field of ``config_class`` (except ``skip``), defaults from the dataclass."""
+def add_arguments(
+    parser: argparse.ArgumentParser, config_class: type, skip: tuple[str, ...] = (), only_given: bool = False
+) -> None:
+    """Add one option per field of ``config_class`` (except ``skip``), defaults from the dataclass.
+
+    With ``only_given``, options the user does not pass stay out of the parsed namespace
+    (and none is required), so that a caller can layer them over other defaults; the help
+    still shows the dataclass default.
+    """
     hints = typing.get_type_hints(config_class)
     for field in dataclasses.fields(config_class):
         if field.name in skip or not field.metadata.get("cli", True):
@@ -118,7 +125,12 @@ def add_arguments(parser: argparse.ArgumentParser, config_class: type, skip: tup
             if field.metadata.get("choices"):
                 options["choices"] = field.metadata["choices"]
         if field.default is dataclasses.MISSING:
-            options["required"] = True
+            options["required"] = not only_given
+            if only_given:
+                options["default"] = argparse.SUPPRESS
+        elif only_given:
+            options["default"] = argparse.SUPPRESS
+            options["help"] += f" (default: {field.default})"
         else:
             options["default"] = field.default
             options["help"] += " (default: %(default)s)"

@@ -75,11 +75,17 @@ class Schedule:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
-    def evaluates_at(self, step: int) -> bool:
-        return step % self.eval_every == 0 or step == self.total_steps
+    def evaluates_at(self, step: int, previous: int | None = None) -> bool:
+        """Whether a multiple of ``eval_every`` lies in ``(previous, step]`` (``previous`` defaults to
+        ``step - 1``: loops that count more than one step at a time still evaluate), or the run ends."""
+        return self._crosses(self.eval_every, step, previous)
 
-    def checkpoints_at(self, step: int) -> bool:
-        return step % self.checkpoint_every == 0 or step == self.total_steps
+    def checkpoints_at(self, step: int, previous: int | None = None) -> bool:
+        return self._crosses(self.checkpoint_every, step, previous)
+
+    def _crosses(self, every: int, step: int, previous: int | None) -> bool:
+        previous = step - 1 if previous is None else previous
+        return step // every > previous // every or (previous < self.total_steps <= step)
 
     def evaluation_steps(self, start: int = 0) -> list[int]:
         """The steps after ``start`` at which an uninterrupted run evaluates."""
@@ -113,6 +119,9 @@ class TrainingRun:
     eval_env, eval_episodes, eval_seed:
         Evaluation: ``eval_episodes`` deterministic episodes of ``eval_env`` with reset
         seeds ``eval_seed, eval_seed + 1, ...`` (:func:`agents.rollout.evaluate`).
+    reference_return:
+        The expert's return, if known: evaluations also log ``eval/expert_fraction``
+        and the learning curve draws it as a line.
     title:
         Title of the learning curve.
     progress:
@@ -129,6 +138,7 @@ class TrainingRun:
         eval_env: Any,
         eval_episodes: int,
         eval_seed: int = 0,
+        reference_return: float | None = None,
         title: str = "",
         progress: bool = False,
         tensorboard: bool = True,
@@ -150,6 +160,7 @@ class TrainingRun:
         self.schedule = schedule
         self.eval_env, self.eval_episodes, self.eval_seed = eval_env, int(eval_episodes), int(eval_seed)
         self.title = title
+        self.reference_return = reference_return
         self.policy_path = self.out / "policy.pt"
         self.checkpoint_dir = self.out / "checkpoint"
         self.logger = RunLogger(self.out, tensorboard=tensorboard)
@@ -183,13 +194,15 @@ class TrainingRun:
             self.policy_path.unlink(missing_ok=True)  # evaluated after the checkpoint: redone
         self.logger.rewind(self.start_step, elapsed_seconds=state["elapsed_seconds"])
         self.evaluations = [
-            {"step": row["step"], **{k: row[k] for k in EVAL_KEYS if k in row}} for row in self.logger.read("eval")
+            {"step": row["step"], **{k: row[k] for k in (*EVAL_KEYS, "expert_fraction") if k in row}}
+            for row in self.logger.read("eval")
         ]
         return folder
 
     # ------------------------------------------------------------ the loop
     def after_step(
-        self, step: int, policy: Callable[[], SavablePolicy], save: Callable[[Path], None]
+        self, step: int, policy: Callable[[], SavablePolicy], save: Callable[[Path], None],
+        previous: int | None = None,
     ) -> None:
         """Evaluate and checkpoint if the schedule says so at ``step`` (call after every environment step).
 
@@ -201,15 +214,18 @@ class TrainingRun:
             Returns the deterministic policy to evaluate (called only when evaluating).
         save:
             Writes the algorithm's state into the folder it is given (only when checkpointing).
+        previous:
+            The step of the previous call, when a loop counts several steps at once
+            (default ``step - 1``).
         """
         if self._bar is None:  # created at the first step, so that its rate leaves out the setup
             self._bar = tqdm(total=self.schedule.total_steps, initial=self.start_step, disable=not self._progress,
                              desc=self.title or "training", unit="step", smoothing=0.05)
         self._bar.update(step - self._bar.n)
-        if self.schedule.evaluates_at(step):
+        if self.schedule.evaluates_at(step, previous):
             row = self.evaluate(step, policy())
             self._bar.set_postfix(best=f"{self.best_return:.0f}", last=f"{row['return_mean']:.0f}", refresh=False)
-        if self.schedule.checkpoints_at(step):
+        if self.schedule.checkpoints_at(step, previous):
             self.checkpoint(step, save)
 
     def evaluate(self, step: int, policy: SavablePolicy) -> dict[str, float]:
@@ -217,7 +233,9 @@ class TrainingRun:
         returns = evaluate(policy, self.eval_env, self.eval_episodes, seed=self.eval_seed, deterministic=True)
         row = {"step": int(step), "return_mean": float(returns.mean()), "return_std": float(returns.std()),
                "episodes": len(returns)}
-        self.logger.log(step, {f"eval/{key}": row[key] for key in EVAL_KEYS})
+        if self.reference_return:
+            row["expert_fraction"] = row["return_mean"] / self.reference_return
+        self.logger.log(step, {f"eval/{key}": value for key, value in row.items() if key != "step"})
         self.evaluations.append(row)
         if row["return_mean"] > self.best_return:
             self.best_return = row["return_mean"]
@@ -253,7 +271,10 @@ class TrainingRun:
         std = np.array([r["return_std"] for r in self.evaluations])
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ax.plot(steps, mean, marker=".")
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.25, label="mean +- std over episodes")
+        if self.reference_return:
+            ax.axhline(self.reference_return, color="black", linestyle="--", linewidth=1, label="expert")
+        ax.legend(loc="best", fontsize=8)
         ax.set_xlabel("environment steps")
         ax.set_ylabel(f"deterministic return ({self.eval_episodes} episodes)")
         ax.set_title(f"{self.title} (best {self.best_return:.1f})")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -68,6 +69,10 @@ def flushed_denormals(enabled: bool = True) -> Iterator[None]:
         _flush_depth -= 1
         if flushing and _flush_depth == 0:
             torch.set_flush_denormal(False)
+
+
+#: Completed episodes remembered for :meth:`SAC.recent_episodes`.
+MAX_EPISODES_KEPT = 1000
 
 
 class ReplayBuffer:
@@ -209,6 +214,10 @@ class SAC:
         self.buffer = ReplayBuffer(buffer_size, self.obs_dim, self.act_dim)
         self.num_timesteps = 0
         self.num_gradient_steps = 0
+        # Completed episodes as (first step, end step) in num_timesteps: imitation learning's
+        # cost updates read the learner's recent episodes back from the replay buffer.
+        self.episode_start = 0
+        self.completed_episodes: list[tuple[int, int]] = []
         self._obs, _ = env.reset(seed=seed)
 
     # ------------------------------------------------------------- acting
@@ -289,6 +298,7 @@ class SAC:
         pair_min = self.pair_values(self.critic, expanded_obs, new_actions.expand(L, B, self.act_dim))
         pair_min = pair_min.view(L, 2, B).amin(dim=1)
         q_optimistic = optimistic_value(pair_min, self.optimism, self.std_clip, form="reward")
+        disagreement = pair_min.detach().std(dim=0, unbiased=False).mean() if L > 1 else torch.zeros(())
         actor_loss = (alpha * log_prob - q_optimistic).mean()
         loss = actor_loss
         if self.learn_alpha:
@@ -302,12 +312,36 @@ class SAC:
         with torch.no_grad():
             torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), self.tau)
         self.num_gradient_steps += 1
-        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "alpha": alpha.item()}
+        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "alpha": alpha.item(),
+                "critic_std": disagreement.item()}
 
     # ------------------------------------------------------------- learning
     def new_episode(self, seed: int | None = None) -> None:
         """End the current episode (as a time-limit truncation would) and reset the environment with ``seed``."""
+        self._end_episode()
         self._obs, _ = self.env.reset(seed=seed)
+
+    def _end_episode(self) -> None:
+        if self.num_timesteps > self.episode_start:
+            self.completed_episodes.append((self.episode_start, self.num_timesteps))
+            del self.completed_episodes[:-MAX_EPISODES_KEPT]
+        self.episode_start = self.num_timesteps
+
+    def recent_episodes(self, count: int) -> list[dict[str, np.ndarray]]:
+        """The last ``count`` completed episodes still in the replay buffer, oldest first.
+
+        Each is a dict of ``obs``, ``actions``, ``next_obs`` and ``terminated`` arrays (the
+        environment's reward is left out on purpose: imitation never reads it).
+        """
+        episodes = []
+        oldest_kept = self.num_timesteps - self.buffer.size
+        for start, end in reversed(self.completed_episodes):
+            if len(episodes) == count or start < oldest_kept:
+                break
+            index = np.arange(start, end) % self.buffer.capacity
+            episodes.append({"obs": self.buffer.obs[index], "actions": self.buffer.actions[index],
+                             "next_obs": self.buffer.next_obs[index], "terminated": self.buffer.terminated[index]})
+        return episodes[::-1]
 
     def learn(
         self,
@@ -349,12 +383,21 @@ class SAC:
                 next_obs, reward, terminated, truncated, _ = self.env.step(action)
                 self.buffer.add(self._obs, action, reward, next_obs, terminated)
                 self._obs = next_obs
-                if terminated or truncated:
-                    self._obs, _ = self.env.reset()
                 self.num_timesteps += 1
+                if terminated or truncated:
+                    self._end_episode()
+                    self._obs, _ = self.env.reset()
                 window.step()
                 if self.num_timesteps >= self.learning_starts and self.buffer.size >= self.batch_size:
-                    window.add(self.train_step())
+                    metrics = self.train_step()
+                    bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+                    if bad:  # stop at the first bad value, not after hours of NaN
+                        raise FloatingPointError(
+                            f"SAC: non-finite {', '.join(f'{n} = {metrics[n]}' for n in bad)} at step "
+                            f"{self.num_timesteps} (a reward or weight became NaN or infinite); stopping before "
+                            "any later checkpoint is written"
+                        )
+                    window.add(metrics)
                 if logger is not None and self.num_timesteps % log_every == 0:
                     window.log(logger, self.num_timesteps)
                 if callback is not None and callback(self) is False:
@@ -374,7 +417,9 @@ class SAC:
             "actor_optimizer": self.actor_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "log_alpha": self.log_alpha.detach().clone(),
-            "counters": torch.tensor([self.num_timesteps, self.num_gradient_steps, self.buffer.position]),
+            "counters": torch.tensor([self.num_timesteps, self.num_gradient_steps, self.buffer.position,
+                                      self.episode_start]),
+            "completed_episodes": torch.tensor(self.completed_episodes, dtype=torch.int64).reshape(-1, 2),
             # Every random stream, so a resumed run continues exactly where it stopped.
             "torch_generator": self.generator.get_state(),
             "numpy_rng": self.rng.bit_generator.state,
@@ -444,7 +489,8 @@ class SAC:
             self.actor_optimizer.load_state_dict(state["actor_optimizer"])
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
             self.log_alpha.data.copy_(state["log_alpha"])
-            num_timesteps, num_gradient_steps, position = (int(x) for x in state["counters"])
+            num_timesteps, num_gradient_steps, position, episode_start = (int(x) for x in state["counters"])
+            episodes = [tuple(int(x) for x in row) for row in state["completed_episodes"].reshape(-1, 2)]
             self.generator.set_state(state["torch_generator"])
             self.rng.bit_generator.state = state["numpy_rng"]
             self.env.action_space.np_random.bit_generator.state = state["action_space_rng"]
@@ -461,6 +507,7 @@ class SAC:
             # The write position, not size % capacity: once the buffer has wrapped they differ.
             self.buffer.size, self.buffer.position = size, position
         self.num_timesteps, self.num_gradient_steps = num_timesteps, num_gradient_steps
+        self.episode_start, self.completed_episodes = episode_start, episodes
 
     def policy(self, env_id: str = "") -> GaussianPolicy:
         """A detached copy of the actor as a deployable :class:`~agents.policies.GaussianPolicy`."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from agents.config import add_arguments, from_arguments, positive_int
 from soar import experiment
+from soar.deep import cli as deep_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="sample actions instead of acting with the policy's mean")
     rollout.add_argument("--out", type=Path, required=True, help="demonstration file to write (.npz)")
     rollout.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    deep_cli.add_commands(commands)
     return parser
 
 
@@ -136,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         run_expert_train(args)
     elif args.command == "expert" and args.expert_command == "rollout":
         run_expert_rollout(args)
+    elif args.command == "train":
+        deep_cli.run_train(args)
+    elif args.command == "evaluate":
+        deep_cli.run_evaluate(args)
+    elif args.command == "plot":
+        deep_cli.run_plot(args)
     return 0
 
 

@@ -1,0 +1,116 @@
+"""``soar train``, ``soar evaluate`` and ``soar plot``: deep imitation from the command line.
+
+Building the parser imports no torch (only the settings dataclass); the commands do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from agents.config import add_arguments, positive_int
+from soar.deep.config import TrainConfig
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add ``train``, ``evaluate`` and ``plot`` to the ``soar`` command line."""
+    train = commands.add_parser(
+        "train", help="imitation learning on a Gymnasium/MuJoCo task (ML-IRL, f-IRL, CSIL; --critics 4 is SOAR)",
+        description="Imitate expert demonstrations with SAC and a learned reward; --critics 1 is the base method, "
+        "--critics 4 SOAR's optimistic critic ensemble. Settings: the defaults below, then the environment's "
+        "YAML file in soar/deep/configs/, then the options given, then --set. Writes config.json, logs/*.csv, "
+        "tensorboard/, checkpoint/, policy.pt (best evaluation), final_policy.pt and evaluations.png to --out; "
+        "'soar train --resume DIR' continues a killed run.",
+    )
+    add_arguments(train, TrainConfig, only_given=True)
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override any setting, e.g. --set batch_size=256 --set hidden=64,64")
+    train.add_argument("--out", type=Path, help="run folder (required unless --resume)")
+    train.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR with its stored settings")
+    train.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: %(default)s)")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate the best policy of a soar train run",
+                                   description="Run DIR/policy.pt (or --final: final_policy.pt) for deterministic "
+                                   "episodes of the run's environment; print the return and its fraction of the "
+                                   "expert's.")
+    evaluate.add_argument("dir", type=Path, help="a folder written by soar train")
+    evaluate.add_argument("--episodes", type=positive_int, default=20, help="episodes (default: %(default)s)")
+    evaluate.add_argument("--seed", type=int, default=0, help="first reset seed (default: %(default)s)")
+    evaluate.add_argument("--final", action="store_true", help="the final policy instead of the best one")
+
+    plot = commands.add_parser("plot", help="learning curves of soar train runs",
+                               description="Deterministic return against environment steps of every run folder "
+                               "given, grouped by environment, method and critics (mean and 95%% t-interval over "
+                               "seeds), with the expert's return as a dashed line.")
+    plot.add_argument("dirs", type=Path, nargs="+", help="run folders (or folders holding run folders)")
+    plot.add_argument("--out", type=Path, required=True, help="figure file (.png or .pdf)")
+
+
+def run_train(args: argparse.Namespace) -> None:
+    import gymnasium
+    import torch
+
+    from soar.deep.config import build_config, parse_overrides, read_config
+    from soar.deep.demos import load_expert
+    from soar.deep.loop import run_training
+
+    torch.set_num_threads(args.threads)
+    given = {f.name: getattr(args, f.name) for f in TrainConfig.__dataclass_fields__.values() if hasattr(args, f.name)}
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
+    try:
+        overrides = parse_overrides(args.set)
+        if args.resume is not None:
+            changes = {**given, **overrides}
+            resumable = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("resumable")}
+            fixed = sorted(set(changes) - resumable) + (["out"] if args.out is not None else [])
+            if fixed:
+                raise ValueError(f"--resume continues the run with its stored settings; only {sorted(resumable)} "
+                                 f"may change, drop {fixed}")
+            out = args.resume
+            config = dataclasses.replace(read_config(out / "config.json"), **changes)
+        else:
+            if "env_id" not in given or args.out is None:
+                raise ValueError("--env and --out are required (or --resume DIR)")
+            env_id, method = given.pop("env_id"), given.pop("method", overrides.pop("method", "ml-irl-sa"))
+            config = build_config(env_id, method, **{**given, **overrides})
+            out = args.out
+        demos = load_expert(config.demos, config.env_id, config.trajectories)
+        env, eval_env = gymnasium.make(config.env_id), gymnasium.make(config.env_id)
+        result = run_training(config, env, eval_env, demos, out, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, FloatingPointError, gymnasium.error.Error) as error:
+        raise SystemExit(f"soar train: {error}") from None
+    best = max((row["return_mean"] for row in result.history), default=float("nan"))
+    print(f"best deterministic return {best:.1f} ({best / demos.return_mean:.0%} of the expert's "
+          f"{demos.return_mean:.1f}); run folder {out}")
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    import gymnasium
+
+    from agents.policies import load_policy
+    from agents.rollout import evaluate
+    from soar.deep.config import read_config
+
+    try:
+        config = read_config(args.dir / "config.json")
+        policy = load_policy(args.dir / ("final_policy.pt" if args.final else "policy.pt"))
+        returns = evaluate(policy, gymnasium.make(config.env_id), args.episodes, seed=args.seed)
+        expert = json.loads((args.dir / "expert.json").read_text())["return_mean"]
+    except (ValueError, FileNotFoundError, KeyError, json.JSONDecodeError) as error:
+        raise SystemExit(f"soar evaluate: {error}") from None
+    print(f"{config.env_id} {config.method} L={config.critics} seed {config.seed}: return {returns.mean():.1f} +- "
+          f"{returns.std():.1f} over {args.episodes} episodes ({returns.mean() / expert:.0%} of the expert's {expert:.1f})")
+
+
+def run_plot(args: argparse.Namespace) -> None:
+    from soar.deep.plot import find_runs, plot_runs
+
+    try:
+        runs = find_runs(args.dirs)
+        plot_runs(runs, args.out)
+    except ValueError as error:
+        raise SystemExit(f"soar plot: {error}") from None
+    print(f"wrote {args.out} ({len(runs)} runs)")

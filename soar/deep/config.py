@@ -1,0 +1,135 @@
+"""Settings of a deep imitation run: one dataclass, per-environment YAML defaults, ``--set`` overrides.
+
+Precedence, lowest first: the :class:`TrainConfig` defaults (the SOAR paper's reference
+settings), the environment's YAML file in ``soar/deep/configs/`` (its top level, then
+its ``methods: {name: {...}}`` entry for the chosen method), the command line's options,
+and ``--set key=value``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.config import non_negative_float, non_negative_int, positive_float, positive_int, setting
+
+METHODS = ("ml-irl", "ml-irl-sa", "f-irl", "csil")
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a deep imitation run (``soar train`` derives its options from it)."""
+
+    env_id: str = setting(flag="--env", help="Gymnasium id with Box observations and actions, e.g. Hopper-v5")
+    method: str = setting("ml-irl-sa", choices=METHODS, help="imitation method (cost update)")
+    critics: int = setting(1, parse=positive_int, help="L critic pairs: 1 is the base method, 4 is SOAR")
+    optimism: float = setting(1.0, parse=non_negative_float, help="weight kappa of the critics' std in the actor")
+    std_clip: float = setting(10.0, parse=non_negative_float, help="upper clip sigma_clip of the critics' std")
+    demos: str = setting("bundled", help="expert demonstrations: 'bundled', an .npz file, or minari:DATASET_ID")
+    trajectories: int = setting(1, parse=positive_int, help="expert trajectories to imitate (the first N)")
+    steps: int = setting(200_000, parse=positive_int, resumable=True,
+                         help="environment steps used for learning (cost rollouts included)")
+    seed: int = setting(0, parse=non_negative_int, help="random seed")
+    batch_size: int = setting(100, parse=positive_int, help="SAC minibatch per critic pair")
+    learning_rate: float = setting(1e-3, parse=positive_float, help="Adam step of actor and critics")
+    alpha: float = setting(0.2, parse=non_negative_float, help="fixed entropy coefficient")
+    gamma: float = setting(0.99, parse=non_negative_float, help="discount")
+    tau: float = setting(0.005, parse=positive_float, help="Polyak coefficient of the target critics")
+    hidden: tuple[int, ...] = setting((256, 256), parse=positive_int, help="hidden widths of actor and critics")
+    buffer_size: int = setting(1_000_000, parse=positive_int, help="replay capacity")
+    learning_starts: int = setting(1000, parse=non_negative_int, help="uniformly random steps before learning")
+    cost_every: int = setting(5000, parse=positive_int, help="environment steps between cost updates")
+    cost_episodes: int = setting(10, parse=positive_int,
+                                 help="learner episodes a cost update learns from (its most recent ones)")
+    cost_rollouts: int = setting(0, parse=non_negative_int,
+                                 help="fresh learner rollouts per cost update instead (their steps are counted)")
+    reward_hidden: tuple[int, ...] = setting((64, 64), parse=positive_int, help="hidden widths of the reward network")
+    reward_lr: float = setting(1e-4, parse=positive_float, help="Adam step of the reward")
+    reward_weight_decay: float = setting(1e-3, parse=non_negative_float, help="weight decay of the reward")
+    discriminator_steps: int = setting(100, parse=positive_int, help="f-irl: discriminator steps per cost update")
+    bc_steps: int = setting(10_000, parse=positive_int, help="csil: maximum-likelihood steps of the BC policy")
+    eval_every: int = setting(5000, parse=positive_int, help="environment steps between evaluations")
+    eval_episodes: int = setting(10, parse=positive_int, help="deterministic evaluation episodes")
+    checkpoint_every: int = setting(25_000, parse=positive_int, resumable=True, help="steps between checkpoints")
+    log_every: int = setting(1000, parse=positive_int, resumable=True, help="steps between training-loss logs")
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if not 0 <= self.gamma < 1:
+            raise ValueError(f"gamma must lie in [0, 1), got {self.gamma!r}")
+        if not 0 < self.tau <= 1:
+            raise ValueError(f"tau must lie in (0, 1], got {self.tau!r}")
+        if not math.isfinite(self.optimism):
+            raise ValueError(f"optimism must be finite, got {self.optimism!r}")
+
+
+def _convert(name: str, value: Any) -> Any:
+    """A YAML, JSON or ``--set`` value as the field's type, with an error naming the setting."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    if name not in fields:
+        raise ValueError(f"unknown setting {name!r}; settings: {', '.join(sorted(fields))}")
+    kind = typing.get_type_hints(TrainConfig)[name]
+    try:
+        if typing.get_origin(kind) is tuple:
+            items = value if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
+            return tuple(int(v) for v in items)
+        if kind is int:
+            number = float(value)
+            if not number.is_integer():
+                raise ValueError("not an integer")
+            return int(number)
+        if kind is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"setting {name}: cannot read {value!r} as {getattr(kind, '__name__', kind)} ({error})") from None
+
+
+def environment_defaults(env_id: str, method: str) -> dict[str, Any]:
+    """The settings the environment's YAML file sets for ``method`` (empty if there is no file)."""
+    path = CONFIG_DIR / f"{env_id}.yaml"
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    per_method = data.pop("methods", {}) or {}
+    values = {**data, **(per_method.get(method) or {})}
+    return {name: _convert(name, value) for name, value in values.items()}
+
+
+def parse_overrides(assignments: list[str]) -> dict[str, Any]:
+    """``["batch_size=256", "hidden=64,64"]`` -> typed values; ``ValueError`` naming a bad one."""
+    values = {}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set takes key=value, got {assignment!r}")
+        values[name.strip().replace("-", "_")] = _convert(name.strip().replace("-", "_"), text.strip())
+    return values
+
+
+def build_config(env_id: str, method: str = "ml-irl-sa", **settings: Any) -> TrainConfig:
+    """Dataclass defaults <- the environment's YAML <- ``settings``."""
+    values = environment_defaults(env_id, method)
+    values.update({name: _convert(name, value) for name, value in settings.items()})
+    return TrainConfig(env_id=env_id, method=method, **values)
+
+
+def read_config(path: Path) -> TrainConfig:
+    """The :class:`TrainConfig` a run stored in ``config.json`` (for ``soar train --resume``)."""
+    try:
+        stored = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read the run's settings {path}: {error}") from None
+    if not isinstance(stored, dict) or stored.get("config") != TrainConfig.__name__:
+        raise ValueError(f"{path} does not hold the settings of a soar train run")
+    stored.pop("config")
+    return TrainConfig(**{name: _convert(name, value) for name, value in stored.items()})

@@ -1,0 +1,101 @@
+"""f-IRL with the reverse KL divergence: a state-only reward matched to the expert's state density.
+
+Each update first trains a discriminator ``D(s)`` (expert states 1, learner states 0,
+binary cross-entropy, ``discriminator_steps`` Adam steps on minibatches); its logit
+estimates ``log(rho_E(s) / rho_theta(s))``. The reward then takes one Adam step along
+f-IRL's gradient, the covariance over the learner's recent episodes ``tau`` of::
+
+    A(tau) = sum_t -logit(s_t)          (reverse KL's h_f, up to a constant)
+    B(tau) = sum_t r_theta(s_t)
+
+divided by the horizon ``T`` (the longest episode): minimising the surrogate
+``mean((A - mean A) B) / T`` raises the reward on episodes that look like the expert's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from soar.deep.reward_net import RewardNet, mlp, stack_episodes
+
+
+class FIRL:
+    """f-IRL (reverse KL) with a state-only reward and a state discriminator.
+
+    Parameters
+    ----------
+    obs_dim, act_dim:
+        Sizes of observations and actions.
+    hidden, learning_rate, weight_decay:
+        Reward network (and discriminator) widths and the reward's Adam optimiser.
+    discriminator_steps, discriminator_batch, discriminator_lr:
+        Discriminator training per update.
+    seed:
+        Seeds the discriminator's minibatches.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (64, 64), learning_rate: float = 1e-4,
+                 weight_decay: float = 1e-3, discriminator_steps: int = 100, discriminator_batch: int = 256,
+                 discriminator_lr: float = 3e-4, seed: int = 0) -> None:
+        self.net = RewardNet(obs_dim, act_dim, state_only=True, hidden=hidden)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=learning_rate, weight_decay=weight_decay)
+        self.discriminator = mlp(obs_dim, tuple(hidden), 1)
+        self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=discriminator_lr)
+        self.discriminator_steps, self.discriminator_batch = int(discriminator_steps), int(discriminator_batch)
+        self.rng = np.random.default_rng(seed)
+
+    def reward(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.net(obs)
+
+    def initialise(self, agent) -> None:
+        """Nothing to do: the actor starts from scratch."""
+
+    def logit(self, obs: torch.Tensor) -> torch.Tensor:
+        """The discriminator's logit, an estimate of ``log(rho_E(s) / rho_learner(s))``."""
+        return self.discriminator(obs).squeeze(-1)
+
+    def _train_discriminator(self, expert_obs: torch.Tensor, learner_obs: torch.Tensor) -> float:
+        loss_fn = nn.BCEWithLogitsLoss()
+        loss = torch.zeros(())
+        for _ in range(self.discriminator_steps):
+            e = expert_obs[self.rng.integers(0, len(expert_obs), self.discriminator_batch)]
+            lrn = learner_obs[self.rng.integers(0, len(learner_obs), self.discriminator_batch)]
+            logits = self.logit(torch.cat([e, lrn]))
+            labels = torch.cat([torch.ones(len(e)), torch.zeros(len(lrn))])
+            loss = loss_fn(logits, labels)
+            self.discriminator_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.discriminator_optimizer.step()
+        return loss.item()
+
+    def update(self, expert: dict[str, torch.Tensor], learner: list[dict[str, np.ndarray]]) -> dict[str, float]:
+        discriminator_loss = self._train_discriminator(expert["obs"], stack_episodes(learner, "obs"))
+        horizon = max(len(episode["obs"]) for episode in learner)
+        with torch.no_grad():
+            advantage = torch.stack([-self.logit(torch.from_numpy(e["obs"])).sum() for e in learner])
+        returns = torch.stack([self.net(torch.from_numpy(e["obs"])).sum() for e in learner])
+        loss = ((advantage - advantage.mean()) * returns).mean() / horizon
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            expert_reward = self.net(expert["obs"]).mean().item()
+            learner_reward = self.net(stack_episodes(learner, "obs")).mean().item()
+        return {"cost_loss": loss.item(), "discriminator_loss": discriminator_loss,
+                "expert_reward": expert_reward, "learner_reward": learner_reward}
+
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "discriminator": self.discriminator.state_dict(),
+                "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
+        self.rng.bit_generator.state = state["rng"]
