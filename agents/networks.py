@@ -95,7 +95,7 @@ class TanhGaussianActor(nn.Module):
         ``generator`` draws the noise (an agent's own generator keeps runs reproducible).
         """
         mean, std = self.distribution(obs)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         u = mean + std * noise
         log_prob = (-0.5 * noise.pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
         # log |d tanh(u)/du| = 2 (log 2 - u - softplus(-2u)), numerically stable.

@@ -44,6 +44,16 @@ CHECKPOINT_FORMAT = "soar-mail/sac-checkpoint/2"
 _BUFFER_FIELDS = ("obs", "next_obs", "actions", "rewards", "terminated")
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"``: the GPU when there is one, else the CPU; ``"cuda"`` without a GPU is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but torch sees no GPU here (use 'cpu' or 'auto')")
+    return device
+
+
 _flush_depth = 0
 
 
@@ -157,6 +167,7 @@ class SAC:
         reward_fn: RewardFn | None = None,
         seed: int = 0,
         flush_denormal: bool = True,
+        device: str = "cpu",
     ) -> None:
         if not isinstance(env.action_space, gym.spaces.Box):
             raise ValueError(f"SAC needs a Box action space, got {env.action_space}")
@@ -168,6 +179,7 @@ class SAC:
         if not (alpha == "auto" or (isinstance(alpha, (int, float)) and alpha >= 0)):
             raise ValueError(f"alpha must be 'auto' or a number >= 0, got {alpha!r}")
         self.env = env
+        self.device = resolve_device(device)
         self.obs_dim = env.observation_space.shape[0]
         self.act_dim = int(np.prod(env.action_space.shape))
         self.num_critics = int(num_critics)
@@ -180,7 +192,7 @@ class SAC:
             "gamma": float(gamma), "tau": float(tau), "alpha": alpha if alpha == "auto" else float(alpha),
             "target_entropy": None if target_entropy is None else float(target_entropy),
             "buffer_size": int(buffer_size), "learning_starts": int(learning_starts), "seed": int(seed),
-            "flush_denormal": bool(flush_denormal),
+            "flush_denormal": bool(flush_denormal), "device": str(device),
         }
         self.batch_size, self.gamma, self.tau = int(batch_size), float(gamma), float(tau)
         self.learning_starts = int(learning_starts)
@@ -188,21 +200,22 @@ class SAC:
         self.seed = seed
         self.flush_denormal = bool(flush_denormal)
         torch.manual_seed(seed)  # network initialisation
-        self.generator = torch.Generator().manual_seed(seed)  # action noise, independent of other agents
+        # Action noise, independent of other agents; on the device the noise is drawn on.
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         self.env.action_space.seed(seed)
 
         low = torch.as_tensor(env.action_space.low, dtype=torch.float32)
         high = torch.as_tensor(env.action_space.high, dtype=torch.float32)
-        self.actor = TanhGaussianActor(self.obs_dim, self.act_dim, tuple(hidden), low, high)
-        self.critic = EnsembleMLP(2 * self.num_critics, self.obs_dim + self.act_dim, tuple(hidden), 1)
+        self.actor = TanhGaussianActor(self.obs_dim, self.act_dim, tuple(hidden), low, high).to(self.device)
+        self.critic = EnsembleMLP(2 * self.num_critics, self.obs_dim + self.act_dim, tuple(hidden), 1).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.learn_alpha = alpha == "auto"
         self.target_entropy = -float(self.act_dim) if target_entropy is None else float(target_entropy)
         # Entropies are measured in the squashed [-1, 1]^d space (as stable-baselines3 does), so
         # the default target means the same for any action box: log pi(a) + sum log(scale).
         self.log_scale = float(torch.log(self.actor.scale).sum())
-        self.log_alpha = torch.zeros(1, requires_grad=self.learn_alpha)
+        self.log_alpha = torch.zeros(1, device=self.device, requires_grad=self.learn_alpha)
         if not self.learn_alpha:
             self.log_alpha.data.fill_(np.log(max(float(alpha), 1e-30)))
         # Adam is per-parameter, so one optimiser over the actor and log(alpha) (same step
@@ -231,9 +244,9 @@ class SAC:
         if obs.shape[-1] != self.obs_dim or obs.ndim not in (1, 2):
             raise ValueError(f"observation must have shape ({self.obs_dim},) or (N, {self.obs_dim}), got {obs.shape}")
         with torch.no_grad():
-            tensor = torch.from_numpy(obs)
+            tensor = torch.from_numpy(obs).to(self.device)
             action = self.actor.deterministic(tensor) if deterministic else self.actor.sample(tensor, self.generator)[0]
-        return action.numpy()
+        return action.cpu().numpy()
 
     def predict(self, obs: np.ndarray, deterministic: bool = False) -> tuple[np.ndarray, None]:
         """``(action, None)``, as stable-baselines3's ``predict`` (no recurrent state)."""
@@ -241,7 +254,7 @@ class SAC:
 
     def log_prob(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Log-density of ``actions`` under the current actor."""
-        return GaussianPolicy(self.actor).log_prob(obs, actions)
+        return self.policy().log_prob(obs, actions)
 
     def q_values(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """:class:`~agents.policies.Critic` interface: every member's Q value, shape ``(2L, N)``
@@ -251,9 +264,9 @@ class SAC:
         if actions.reshape(len(obs), -1).shape[1] != self.act_dim:
             raise ValueError(f"actions must have shape (N, {self.act_dim}) for {len(obs)} observations, got {actions.shape}")
         actions = actions.reshape(len(obs), self.act_dim)
-        inputs = torch.from_numpy(np.concatenate([obs, actions], axis=1))
+        inputs = torch.from_numpy(np.concatenate([obs, actions], axis=1)).to(self.device)
         with torch.no_grad():
-            return self.critic(inputs.expand(2 * self.num_critics, *inputs.shape)).squeeze(-1).numpy()
+            return self.critic(inputs.expand(2 * self.num_critics, *inputs.shape)).squeeze(-1).cpu().numpy()
 
     # --------------------------------------------------------------- critics
     def pair_values(self, critic: torch.nn.Module, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -272,10 +285,10 @@ class SAC:
         """One gradient step of the critics, the actor and (if learned) the entropy coefficient."""
         L, B = self.num_critics, self.batch_size
         indices = self.rng.integers(0, self.buffer.size, size=(L, B))
-        obs, actions, rewards, next_obs, terminated = self.buffer.sample(indices)
+        obs, actions, rewards, next_obs, terminated = (x.to(self.device) for x in self.buffer.sample(indices))
         if self.reward_fn is not None:
             flat = self.reward_fn(obs.reshape(L * B, -1), actions.reshape(L * B, -1), next_obs.reshape(L * B, -1))
-            rewards = torch.as_tensor(flat, dtype=torch.float32).reshape(L, B)
+            rewards = torch.as_tensor(flat, dtype=torch.float32, device=self.device).reshape(L, B)
         alpha = self.alpha
 
         with torch.no_grad():
@@ -511,7 +524,7 @@ class SAC:
 
     def policy(self, env_id: str = "") -> GaussianPolicy:
         """A detached copy of the actor as a deployable :class:`~agents.policies.GaussianPolicy`."""
-        return GaussianPolicy(copy.deepcopy(self.actor).eval(), env_id)
+        return GaussianPolicy(copy.deepcopy(self.actor).to("cpu").eval(), env_id)
 
     def save_policy(self, path: str | Path, env_id: str = "") -> None:
         """The actor alone, for deployment (read back with :func:`agents.policies.load_policy`)."""

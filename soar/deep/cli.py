@@ -72,10 +72,11 @@ def run_train(args: argparse.Namespace) -> None:
             out = args.resume
             config = dataclasses.replace(read_config(out / "config.json"), **changes)
         else:
-            if "env_id" not in given or args.out is None:
+            settings = {**given, **overrides}  # --set last, env_id and method included
+            if "env_id" not in settings or args.out is None:
                 raise ValueError("--env and --out are required (or --resume DIR)")
-            env_id, method = given.pop("env_id"), given.pop("method", overrides.pop("method", "ml-irl-sa"))
-            config = build_config(env_id, method, **{**given, **overrides})
+            env_id, method = settings.pop("env_id"), settings.pop("method", "ml-irl-sa")
+            config = build_config(env_id, method, **settings)
             out = args.out
         demos = load_expert(config.demos, config.env_id, config.trajectories)
         env, eval_env = gymnasium.make(config.env_id), gymnasium.make(config.env_id)

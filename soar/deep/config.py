@@ -8,6 +8,7 @@ and ``--set key=value``.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -38,6 +39,8 @@ class TrainConfig:
     steps: int = setting(200_000, parse=positive_int, resumable=True,
                          help="environment steps used for learning (cost rollouts included)")
     seed: int = setting(0, parse=non_negative_int, help="random seed")
+    device: str = setting("auto", choices=("auto", "cpu", "cuda"),
+                          help="where networks and minibatches live: auto picks the GPU when there is one")
     batch_size: int = setting(100, parse=positive_int, help="SAC minibatch per critic pair")
     learning_rate: float = setting(1e-3, parse=positive_float, help="Adam step of actor and critics")
     alpha: float = setting(0.2, parse=non_negative_float, help="fixed entropy coefficient")
@@ -62,6 +65,15 @@ class TrainConfig:
     log_every: int = setting(1000, parse=positive_int, resumable=True, help="steps between training-loss logs")
 
     def __post_init__(self) -> None:
+        # The command line's checks (positive_int, ...) for values from the API, YAML and --set too.
+        for field in dataclasses.fields(self):
+            check = field.metadata.get("parse")
+            value = getattr(self, field.name)
+            for item in (value if isinstance(value, tuple) else (value,)) if check else ():
+                try:
+                    check(str(item))
+                except argparse.ArgumentTypeError as error:
+                    raise ValueError(f"setting {field.name}: {error}") from None
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if not 0 <= self.gamma < 1:

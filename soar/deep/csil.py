@@ -36,16 +36,20 @@ class CSIL:
         Maximum-likelihood fit of ``q`` (Adam minibatch steps).
     seed:
         Seeds the initialisation and the minibatches.
+    device:
+        Where ``q`` lives (the SAC learner's device).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, low: np.ndarray, high: np.ndarray, alpha: float,
                  hidden: tuple[int, ...] = (256, 256), bc_steps: int = 10_000, bc_batch: int = 256,
-                 bc_lr: float = 1e-3, seed: int = 0) -> None:
-        self.low, self.high = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
+                 bc_lr: float = 1e-3, seed: int = 0, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.low = torch.as_tensor(low, dtype=torch.float32, device=self.device)
+        self.high = torch.as_tensor(high, dtype=torch.float32, device=self.device)
         self.alpha = float(alpha)
         self.log_prior = -float(torch.log(self.high - self.low).sum())
         torch.manual_seed(seed)
-        self.policy = TanhGaussianActor(obs_dim, act_dim, tuple(hidden), self.low, self.high)
+        self.policy = TanhGaussianActor(obs_dim, act_dim, tuple(hidden), self.low, self.high).to(self.device)
         self.bc_steps, self.bc_batch, self.bc_lr = int(bc_steps), int(bc_batch), float(bc_lr)
         self.rng = np.random.default_rng(seed)
         self.fitted = False
@@ -77,7 +81,8 @@ class CSIL:
 
     def update(self, expert: dict[str, torch.Tensor], learner: list[dict[str, np.ndarray]]) -> dict[str, float]:
         expert_reward = self.reward(expert["obs"], expert["actions"], expert["next_obs"]).mean().item()
-        learner_obs, learner_actions = stack_episodes(learner, "obs"), stack_episodes(learner, "actions")
+        learner_obs = stack_episodes(learner, "obs", self.device)
+        learner_actions = stack_episodes(learner, "actions", self.device)
         learner_reward = self.reward(learner_obs, learner_actions, learner_obs).mean().item()
         return {"cost_loss": learner_reward - expert_reward, "expert_reward": expert_reward,
                 "learner_reward": learner_reward}

@@ -34,14 +34,17 @@ class FIRL:
         Discriminator training per update.
     seed:
         Seeds the discriminator's minibatches.
+    device:
+        Where the networks live (the SAC learner's device).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (64, 64), learning_rate: float = 1e-4,
                  weight_decay: float = 1e-3, discriminator_steps: int = 100, discriminator_batch: int = 256,
-                 discriminator_lr: float = 3e-4, seed: int = 0) -> None:
-        self.net = RewardNet(obs_dim, act_dim, state_only=True, hidden=hidden)
+                 discriminator_lr: float = 3e-4, seed: int = 0, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.net = RewardNet(obs_dim, act_dim, state_only=True, hidden=hidden).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=learning_rate, weight_decay=weight_decay)
-        self.discriminator = mlp(obs_dim, tuple(hidden), 1)
+        self.discriminator = mlp(obs_dim, tuple(hidden), 1).to(self.device)
         self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=discriminator_lr)
         self.discriminator_steps, self.discriminator_batch = int(discriminator_steps), int(discriminator_batch)
         self.rng = np.random.default_rng(seed)
@@ -64,7 +67,7 @@ class FIRL:
             e = expert_obs[self.rng.integers(0, len(expert_obs), self.discriminator_batch)]
             lrn = learner_obs[self.rng.integers(0, len(learner_obs), self.discriminator_batch)]
             logits = self.logit(torch.cat([e, lrn]))
-            labels = torch.cat([torch.ones(len(e)), torch.zeros(len(lrn))])
+            labels = torch.cat([torch.ones(len(e)), torch.zeros(len(lrn))]).to(self.device)
             loss = loss_fn(logits, labels)
             self.discriminator_optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -72,18 +75,19 @@ class FIRL:
         return loss.item()
 
     def update(self, expert: dict[str, torch.Tensor], learner: list[dict[str, np.ndarray]]) -> dict[str, float]:
-        discriminator_loss = self._train_discriminator(expert["obs"], stack_episodes(learner, "obs"))
+        discriminator_loss = self._train_discriminator(expert["obs"], stack_episodes(learner, "obs", self.device))
         horizon = max(len(episode["obs"]) for episode in learner)
+        states = [stack_episodes([episode], "obs", self.device) for episode in learner]
         with torch.no_grad():
-            advantage = torch.stack([-self.logit(torch.from_numpy(e["obs"])).sum() for e in learner])
-        returns = torch.stack([self.net(torch.from_numpy(e["obs"])).sum() for e in learner])
+            advantage = torch.stack([-self.logit(obs).sum() for obs in states])
+        returns = torch.stack([self.net(obs).sum() for obs in states])
         loss = ((advantage - advantage.mean()) * returns).mean() / horizon
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         with torch.no_grad():
             expert_reward = self.net(expert["obs"]).mean().item()
-            learner_reward = self.net(stack_episodes(learner, "obs")).mean().item()
+            learner_reward = self.net(stack_episodes(learner, "obs", self.device)).mean().item()
         return {"cost_loss": loss.item(), "discriminator_loss": discriminator_loss,
                 "expert_reward": expert_reward, "learner_reward": learner_reward}
 

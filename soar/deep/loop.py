@@ -33,7 +33,7 @@ from agents.demonstrations import Demonstrations
 from agents.harness import Schedule, TrainingRun, episode_seed
 from agents.policies import GaussianPolicy
 from agents.rollout import collect
-from agents.sac import SAC, flushed_denormals
+from agents.sac import SAC, flushed_denormals, resolve_device
 from soar.deep.config import TrainConfig, build_config
 from soar.deep.csil import CSIL
 from soar.deep.demos import load_expert
@@ -69,16 +69,17 @@ class TrainResult:
     out: Path
 
 
-def make_method(config: TrainConfig, env: gym.Env) -> CostUpdate:
-    """The cost update of ``config.method`` for ``env``'s spaces."""
+def make_method(config: TrainConfig, env: gym.Env, device: torch.device | str = "cpu") -> CostUpdate:
+    """The cost update of ``config.method`` for ``env``'s spaces, its networks on ``device``."""
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    reward = dict(hidden=config.reward_hidden, learning_rate=config.reward_lr, weight_decay=config.reward_weight_decay)
+    reward = dict(hidden=config.reward_hidden, learning_rate=config.reward_lr, weight_decay=config.reward_weight_decay,
+                  device=device)
     if config.method in ("ml-irl", "ml-irl-sa"):
         return MLIRL(obs_dim, act_dim, state_only=config.method == "ml-irl", **reward)
     if config.method == "f-irl":
         return FIRL(obs_dim, act_dim, discriminator_steps=config.discriminator_steps, seed=config.seed, **reward)
     return CSIL(obs_dim, act_dim, env.action_space.low, env.action_space.high, config.alpha, hidden=config.hidden,
-                bc_steps=config.bc_steps, seed=config.seed)
+                bc_steps=config.bc_steps, seed=config.seed, device=device)
 
 
 def _check_spaces(env: gym.Env) -> None:
@@ -89,14 +90,14 @@ def _check_spaces(env: gym.Env) -> None:
             raise ValueError(f"the action box must be bounded, got low {space.low} and high {space.high}")
 
 
-def _expert_tensors(demos: Demonstrations, env: gym.Env) -> dict[str, torch.Tensor]:
+def _expert_tensors(demos: Demonstrations, env: gym.Env, device: torch.device) -> dict[str, torch.Tensor]:
     flat = demos.transitions()
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     if flat["obs"].shape[1] != obs_dim or flat["acts"].shape[1] != act_dim:
         raise ValueError(f"the demonstrations have {flat['obs'].shape[1]} observations and {flat['acts'].shape[1]} "
                          f"actions per step, the environment {obs_dim} and {act_dim}")
-    return {"obs": torch.from_numpy(flat["obs"]), "actions": torch.from_numpy(flat["acts"]),
-            "next_obs": torch.from_numpy(flat["next_obs"])}
+    return {"obs": torch.from_numpy(flat["obs"]).to(device), "actions": torch.from_numpy(flat["acts"]).to(device),
+            "next_obs": torch.from_numpy(flat["next_obs"]).to(device)}
 
 
 def _check_finite(metrics: dict[str, float], where: str, step: int) -> None:
@@ -106,6 +107,19 @@ def _check_finite(metrics: dict[str, float], where: str, step: int) -> None:
             f"{where}: non-finite {', '.join(f'{k} = {v}' for k, v in bad.items())} at step {step}; "
             "stopping (the last checkpoint is intact and the run resumes from it)"
         )
+
+
+def _check_weights(state: Any, where: str, step: int, name: str = "") -> None:
+    """``FloatingPointError`` naming the first non-finite tensor in a (nested) state dict."""
+    if isinstance(state, dict):
+        for key, value in state.items():
+            _check_weights(value, where, step, f"{name}.{key}" if name else str(key))
+    elif isinstance(state, (list, tuple)):
+        for index, value in enumerate(state):
+            _check_weights(value, where, step, f"{name}.{index}")
+    elif isinstance(state, torch.Tensor) and state.is_floating_point() and not torch.isfinite(state).all():
+        raise FloatingPointError(f"{where}: non-finite {name} at step {step}; stopping without writing this "
+                                 "checkpoint (the last one is intact and the run resumes from it)")
 
 
 class _OffsetLogger:
@@ -127,9 +141,10 @@ def run_training(
 ) -> TrainResult:
     """Run (or resume) the imitation run ``config`` in ``out``; see the module docstring."""
     _check_spaces(env)
-    expert = _expert_tensors(demos, env)
+    device = resolve_device(config.device)
+    expert = _expert_tensors(demos, env, device)
     torch.manual_seed(config.seed)
-    method = make_method(config, env)
+    method = make_method(config, env, device)
     schedule = Schedule(config.steps, config.eval_every, config.checkpoint_every)
     title = f"{config.env_id} {config.method} L={config.critics}"
     with TrainingRun(out, config, schedule, eval_env, config.eval_episodes, eval_seed=EVAL_SEED + 1000 * config.seed,
@@ -146,13 +161,14 @@ def run_training(
             agent = SAC(env, num_critics=config.critics, optimism=config.optimism, std_clip=config.std_clip,
                         hidden=config.hidden, learning_rate=config.learning_rate, batch_size=config.batch_size,
                         gamma=config.gamma, tau=config.tau, alpha=config.alpha, buffer_size=config.buffer_size,
-                        learning_starts=config.learning_starts, reward_fn=method.reward, seed=config.seed)
+                        learning_starts=config.learning_starts, reward_fn=method.reward, seed=config.seed,
+                        device=config.device)
             method.initialise(agent)
             loop_state = {"extra_steps": 0}
         else:
-            agent = SAC.load(folder / "agent.pt", env, reward_fn=method.reward)
+            agent = SAC.load(folder / "agent.pt", env, reward_fn=method.reward, device=config.device)
             try:
-                method.load_state_dict(torch.load(folder / "method.pt", weights_only=True))
+                method.load_state_dict(torch.load(folder / "method.pt", weights_only=True, map_location=device))
                 loop_state = json.loads((folder / "loop.json").read_text())
             except (OSError, ValueError, KeyError, RuntimeError) as error:
                 raise ValueError(f"cannot resume from {folder}: {str(error).strip().splitlines()[0]}") from None
@@ -165,6 +181,9 @@ def run_training(
             return agent.num_timesteps + loop_state["extra_steps"]
 
         def save(staging: Path) -> None:
+            # A weight that became NaN in this step's update is caught here, not after the checkpoint.
+            _check_weights({"reward": method.state_dict(), "actor": agent.actor.state_dict(),
+                            "critic": agent.critic.state_dict()}, f"{config.method} checkpoint", used())
             agent.new_episode(episode_seed(config.seed, agent.num_timesteps))
             agent.save(staging / "agent.pt", include_buffer=True)
             torch.save(method.state_dict(), staging / "method.pt")

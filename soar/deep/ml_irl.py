@@ -30,11 +30,14 @@ class MLIRL:
         Reward of the state alone.
     hidden, learning_rate, weight_decay:
         Reward network and its Adam optimiser.
+    device:
+        Where the network lives (the SAC learner's device).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, state_only: bool, hidden: tuple[int, ...] = (64, 64),
-                 learning_rate: float = 1e-4, weight_decay: float = 1e-3) -> None:
-        self.net = RewardNet(obs_dim, act_dim, state_only, hidden)
+                 learning_rate: float = 1e-4, weight_decay: float = 1e-3, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.net = RewardNet(obs_dim, act_dim, state_only, hidden).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=learning_rate, weight_decay=weight_decay)
 
     def reward(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
@@ -45,7 +48,8 @@ class MLIRL:
         """Nothing to do: the actor starts from scratch."""
 
     def update(self, expert: dict[str, torch.Tensor], learner: list[dict[str, np.ndarray]]) -> dict[str, float]:
-        learner_reward = self.net(stack_episodes(learner, "obs"), stack_episodes(learner, "actions"))
+        learner_reward = self.net(stack_episodes(learner, "obs", self.device),
+                                  stack_episodes(learner, "actions", self.device))
         expert_reward = self.net(expert["obs"], expert["actions"])
         loss = learner_reward.mean() - expert_reward.mean()
         self.optimizer.zero_grad(set_to_none=True)

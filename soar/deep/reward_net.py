@@ -66,6 +66,6 @@ class CostUpdate(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
-def stack_episodes(episodes: list[dict[str, np.ndarray]], key: str) -> torch.Tensor:
-    """One tensor of ``key`` over all ``episodes`` (the learner's recent episodes)."""
-    return torch.from_numpy(np.concatenate([episode[key] for episode in episodes]).astype(np.float32))
+def stack_episodes(episodes: list[dict[str, np.ndarray]], key: str, device: torch.device | str = "cpu") -> torch.Tensor:
+    """One tensor of ``key`` over all ``episodes`` (the learner's recent episodes), on ``device``."""
+    return torch.from_numpy(np.concatenate([episode[key] for episode in episodes]).astype(np.float32)).to(device)
