@@ -94,6 +94,8 @@ def _convert(name: str, value: Any) -> Any:
         if typing.get_origin(kind) is tuple:
             items = value if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
             return tuple(int(v) for v in items)
+        if kind is int and isinstance(value, str) and str(value).lower().endswith("k"):
+            return positive_int(value)  # 200k, as on the command line
         if kind is int:
             number = float(value)
             if not number.is_integer():
@@ -102,7 +104,7 @@ def _convert(name: str, value: Any) -> Any:
         if kind is float:
             return float(value)
         return str(value)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
         raise ValueError(f"setting {name}: cannot read {value!r} as {getattr(kind, '__name__', kind)} ({error})") from None
 
 
