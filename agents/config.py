@@ -175,7 +175,8 @@ def check_resumable(path: Path, config: Any) -> None:
     """Refuse to resume the run whose ``config.json`` is ``path`` with a changed setting.
 
     Raises ``ValueError`` naming every changed setting with its old and new value.
-    Settings marked ``resumable`` may change.
+    Settings marked ``resumable`` may change; a setting the stored file lacks (added to
+    the class later) counts as its default.
     """
     path = Path(path)
     try:
@@ -189,7 +190,9 @@ def check_resumable(path: Path, config: Any) -> None:
     for field in dataclasses.fields(config):
         if field.metadata.get("resumable"):
             continue
-        old, new = stored.get(field.name, "<absent>"), current[field.name]
+        # A setting added to the class after the run started counts as its default there.
+        absent = "<absent>" if field.default is dataclasses.MISSING else _jsonable(field.default)
+        old, new = stored.get(field.name, absent), current[field.name]
         if old != new:
             changed.append(f"{field.name}: {old!r} there, {new!r} now")
     if stored.get("config", type(config).__name__) != type(config).__name__:

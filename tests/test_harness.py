@@ -342,3 +342,24 @@ def test_cli_expert_train_options_come_from_expert_config():
                                       "--hidden", "64", "32", "--learning-starts", "0", "--algorithm", "soar"])
     assert from_arguments(ExpertConfig, args) == ExpertConfig(env_id="Hopper-v5", steps=200_000, hidden=(64, 32),
                                                               learning_starts=0, algorithm="soar")
+
+
+def test_a_setting_added_later_counts_as_its_default_when_resuming(tmp_path):
+    import dataclasses as dc
+
+    from agents.config import check_resumable, setting, write_config
+
+    @dc.dataclass(frozen=True)
+    class Old:
+        seed: int = setting(0, help="seed")
+
+    @dc.dataclass(frozen=True)
+    class New:
+        seed: int = setting(0, help="seed")
+        width: int = setting(64, help="added later")
+
+    Old.__name__ = New.__name__ = "Settings"
+    write_config(tmp_path / "config.json", Old(seed=3))
+    check_resumable(tmp_path / "config.json", New(seed=3))
+    with pytest.raises(ValueError, match="width: 64 there, 32 now"):
+        check_resumable(tmp_path / "config.json", New(seed=3, width=32))
