@@ -57,7 +57,7 @@ class TrainConfig:
     reward_hidden: tuple[int, ...] = setting((64, 64), parse=positive_int, help="hidden widths of the reward network")
     reward_lr: float = setting(1e-4, parse=positive_float, help="Adam step of the reward")
     reward_weight_decay: float = setting(1e-3, parse=non_negative_float, help="weight decay of the reward")
-    discriminator_steps: int = setting(100, parse=positive_int, help="f-irl: discriminator steps per cost update")
+    discriminator_steps: int = setting(300, parse=positive_int, help="f-irl: discriminator steps per cost update")
     bc_steps: int = setting(10_000, parse=positive_int, help="csil: maximum-likelihood steps of the BC policy")
     eval_every: int = setting(5000, parse=positive_int, help="environment steps between evaluations")
     eval_episodes: int = setting(10, parse=positive_int, help="deterministic evaluation episodes")

@@ -39,7 +39,7 @@ class FIRL:
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (64, 64), learning_rate: float = 1e-4,
-                 weight_decay: float = 1e-3, discriminator_steps: int = 100, discriminator_batch: int = 256,
+                 weight_decay: float = 1e-3, discriminator_steps: int = 300, discriminator_batch: int = 256,
                  discriminator_lr: float = 3e-4, seed: int = 0, device: str = "cpu") -> None:
         self.device = torch.device(device)
         self.net = RewardNet(obs_dim, act_dim, state_only=True, hidden=hidden).to(self.device)
