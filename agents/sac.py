@@ -502,8 +502,12 @@ class SAC:
             self.actor_optimizer.load_state_dict(state["actor_optimizer"])
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
             self.log_alpha.data.copy_(state["log_alpha"])
-            num_timesteps, num_gradient_steps, position, episode_start = (int(x) for x in state["counters"])
-            episodes = [tuple(int(x) for x in row) for row in state["completed_episodes"].reshape(-1, 2)]
+            counters = [int(x) for x in state["counters"]]
+            num_timesteps, num_gradient_steps, position = counters[:3]
+            # Checkpoints written before episodes were recorded resume with none recorded yet.
+            episode_start = counters[3] if len(counters) > 3 else num_timesteps
+            recorded = state.get("completed_episodes", torch.zeros((0, 2), dtype=torch.int64))
+            episodes = [tuple(int(x) for x in row) for row in recorded.reshape(-1, 2)]
             self.generator.set_state(state["torch_generator"])
             self.rng.bit_generator.state = state["numpy_rng"]
             self.env.action_space.np_random.bit_generator.state = state["action_space_rng"]

@@ -123,6 +123,26 @@ def test_restore_round_trip(tmp_path):
         SAC.load(tmp_path / "foreign.pt", gym.make("Pendulum-v1"))
 
 
+def test_recent_episodes_read_back_the_learners_transitions_and_survive_a_restore(tmp_path):
+    agent = small_agent(learning_starts=1000)  # random actions: Pendulum episodes are 200 steps
+    agent.learn(450)
+    assert agent.completed_episodes == [(0, 200), (200, 400)]
+    first, second = agent.recent_episodes(5)
+    np.testing.assert_array_equal(second["obs"], agent.buffer.obs[200:400])
+    np.testing.assert_array_equal(first["next_obs"][:-1], first["obs"][1:])  # contiguous within an episode
+    assert "rewards" not in first  # imitation never reads the environment's reward
+    agent.save(tmp_path / "agent.pt", include_buffer=True)
+    restored = small_agent(seed=3).restore(tmp_path / "agent.pt")
+    assert restored.completed_episodes == agent.completed_episodes and restored.episode_start == 400
+    # A checkpoint written before episodes were recorded (three counters) still resumes.
+    state = torch.load(tmp_path / "agent.pt", weights_only=True)
+    state["counters"] = state["counters"][:3]
+    del state["completed_episodes"]
+    torch.save(state, tmp_path / "older.pt")
+    older = small_agent(seed=3).restore(tmp_path / "older.pt")
+    assert older.num_timesteps == 450 and older.episode_start == 450 and older.completed_episodes == []
+
+
 @pytest.mark.parametrize("num_critics, alpha", [(1, "auto"), (3, 0.2)])
 def test_load_class_method_rebuilds_the_agent(tmp_path, num_critics, alpha):
     agent = small_agent(num_critics=num_critics, alpha=alpha, optimism=0.5, std_clip=float("inf"), hidden=(16, 8),
