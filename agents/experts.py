@@ -11,7 +11,7 @@ Output folder::
 
     config.json        the ExpertConfig; a resumed run must share it (the step budget may grow)
     policy.pt          best policy so far (agents.policies.GaussianPolicy, weights only)
-    logs/train.csv     step, critic_loss, actor_loss, alpha (averages over log_every steps)
+    logs/train.csv     step, critic_loss, actor_loss, alpha (own SAC: also critic_std), averaged over log_every steps
     logs/eval.csv      step, return_mean, return_std, episodes
     logs/time.csv      step, steps_per_second, elapsed_seconds
     tensorboard/       the same metrics, tags train/..., eval/..., time/...

@@ -13,6 +13,7 @@ toolkit (``envs``, ``agents.tabular``, ``soar.tabular``, ``mail``) never loads i
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence, overload, runtime_checkable
 
@@ -205,10 +206,9 @@ class PolicyProfile(Sequence[TabularPolicy]):
                 if "format" not in data.files or str(data["format"]) != PROFILE_FORMAT:
                     raise ValueError(f"not a policy profile file (format {PROFILE_FORMAT!r})")
                 count = sum(1 for name in data.files if name.startswith("player_"))
-                tables = [data[f"player_{i}"] for i in range(count)]
-        except (OSError, KeyError, ValueError) as error:
+                return cls([data[f"player_{i}"] for i in range(count)])
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
             raise ValueError(f"cannot read a policy profile from {path}: {error}") from None
-        return cls(tables)
 
 
 class TabularCritic:

@@ -21,6 +21,7 @@ No torch here: TensorBoard files are written with the tensorboard package's own 
 from __future__ import annotations
 
 import csv
+import math
 import io
 import numbers
 import os
@@ -311,6 +312,17 @@ class RunLogger:
         while seconds and int(time.time()) <= max(seconds) and time.time() < deadline:
             time.sleep(0.05)
         return EventFileWriter(str(self.tensorboard_dir))
+
+
+def check_finite(metrics: Mapping[str, float], where: str, step: int, cause: str = "") -> None:
+    """``FloatingPointError`` naming every non-finite metric (and the likely ``cause``): a run stops at
+    the first bad value, before any later checkpoint is written, instead of training on NaN for hours."""
+    bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
+    if bad:
+        raise FloatingPointError(
+            f"{where}: non-finite {', '.join(f'{k} = {v}' for k, v in bad.items())} at step {step}"
+            f"{f' ({cause})' if cause else ''}; stopping (the last checkpoint is intact and the run resumes from it)"
+        )
 
 
 class MetricWindow:

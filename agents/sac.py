@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from agents.logger import MetricWindow, RunLogger
+from agents.logger import MetricWindow, RunLogger, check_finite
 from agents.networks import EnsembleMLP, TanhGaussianActor
 from agents.optimism import check_optimism, optimistic_value
 from agents.policies import GaussianPolicy
@@ -81,7 +80,7 @@ def flushed_denormals(enabled: bool = True) -> Iterator[None]:
             torch.set_flush_denormal(False)
 
 
-#: Completed episodes remembered for :meth:`SAC.recent_episodes`.
+#: Completed episodes remembered for :meth:`SAC.recent_episodes` (it returns at most this many).
 MAX_EPISODES_KEPT = 1000
 
 
@@ -378,7 +377,8 @@ class SAC:
         logger:
             Receives, whenever :attr:`num_timesteps` is a multiple of ``log_every``, the
             losses averaged since the previous log (``train/critic_loss``,
-            ``train/actor_loss``, ``train/alpha``) and ``time/steps_per_second``,
+            ``train/actor_loss``, ``train/alpha``, ``train/critic_std``: the critic pairs'
+            disagreement) and ``time/steps_per_second``,
             ``time/elapsed_seconds``.
         log_every:
             Environment steps between logs (counted from the run's first step, so a
@@ -403,13 +403,7 @@ class SAC:
                 window.step()
                 if self.num_timesteps >= self.learning_starts and self.buffer.size >= self.batch_size:
                     metrics = self.train_step()
-                    bad = [name for name, value in metrics.items() if not math.isfinite(value)]
-                    if bad:  # stop at the first bad value, not after hours of NaN
-                        raise FloatingPointError(
-                            f"SAC: non-finite {', '.join(f'{n} = {metrics[n]}' for n in bad)} at step "
-                            f"{self.num_timesteps} (a reward or weight became NaN or infinite); stopping before "
-                            "any later checkpoint is written"
-                        )
+                    check_finite(metrics, "SAC", self.num_timesteps, cause="a reward or weight became NaN or infinite")
                     window.add(metrics)
                 if logger is not None and self.num_timesteps % log_every == 0:
                     window.log(logger, self.num_timesteps)
@@ -437,6 +431,7 @@ class SAC:
             "torch_generator": self.generator.get_state(),
             "numpy_rng": self.rng.bit_generator.state,
             "action_space_rng": self.env.action_space.np_random.bit_generator.state,
+            "generator_device": self.device.type,
         }
         if include_buffer:
             b = self.buffer
@@ -495,6 +490,11 @@ class SAC:
         stored = state["hyperparameters"].get("num_critics")
         if stored != self.num_critics:
             raise ValueError(f"{path} holds {stored} critics, this agent has {self.num_critics}")
+        written_on = state.get("generator_device", "cpu")
+        if written_on != self.device.type:
+            # The noise generator's state is device-specific: continuing exactly needs the same kind of device.
+            raise ValueError(f"{path} was written on the {written_on}, this agent runs on the {self.device.type}; "
+                             f"resume it with device={written_on!r}")
         try:
             self.actor.load_state_dict(state["actor"])
             self.critic.load_state_dict(state["critic"])

@@ -283,7 +283,8 @@ def soar_il(
         cost = np.clip(cost - cost_step * (expert_occupancy - learner_occupancy), 0.0, 1.0)
 
         counts[np.arange(num_critics), states, actions, sample.next_states] += 1.0
-        next_values = empirical_models(counts) @ values
+        if critic != "ucb" or k == num_iterations:
+            next_values = empirical_models(counts) @ values
         if critic == "ucb":
             pooled = counts.sum(axis=0)
             q = ucb_q(cost, empirical_models(pooled) @ values, pooled.sum(axis=-1), gamma, optimism)
@@ -291,7 +292,6 @@ def soar_il(
             q = optimistic_q(cost, next_values, gamma, optimism, std_clip)
         else:
             q = min_q(cost, next_values, gamma)
-        members = np.clip(cost + gamma * next_values, 0.0, 1.0 / (1.0 - gamma))
         values = np.sum(policy * q, axis=1)
         policy = mirror_descent_step(policy, q, policy_step)
 
@@ -301,4 +301,6 @@ def soar_il(
             history.env_steps.append(env_steps)
             history.value.append(policy_value(mdp, policy))
             history.cost_loss.append(cost_loss)
+    # The last iteration's ensemble, one member per model (next_values was built from the values before its update).
+    members = np.clip(cost + gamma * next_values, 0.0, 1.0 / (1.0 - gamma))
     return SoarResult(TabularPolicy(policy), TabularCritic(members), cost, history)

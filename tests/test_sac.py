@@ -141,6 +141,11 @@ def test_recent_episodes_read_back_the_learners_transitions_and_survive_a_restor
     torch.save(state, tmp_path / "older.pt")
     older = small_agent(seed=3).restore(tmp_path / "older.pt")
     assert older.num_timesteps == 450 and older.episode_start == 450 and older.completed_episodes == []
+    # The noise generator's state belongs to a kind of device: another kind is refused by name.
+    state["generator_device"] = "cuda"
+    torch.save(state, tmp_path / "gpu.pt")
+    with pytest.raises(ValueError, match="written on the cuda, this agent runs on the cpu; resume it with device='cuda'"):
+        small_agent(seed=3).restore(tmp_path / "gpu.pt")
 
 
 @pytest.mark.parametrize("num_critics, alpha", [(1, "auto"), (3, 0.2)])

@@ -52,7 +52,6 @@ class CSIL:
         self.policy = TanhGaussianActor(obs_dim, act_dim, tuple(hidden), self.low, self.high).to(self.device)
         self.bc_steps, self.bc_batch, self.bc_lr = int(bc_steps), int(bc_batch), float(bc_lr)
         self.rng = np.random.default_rng(seed)
-        self.fitted = False
 
     def fit(self, obs: torch.Tensor, actions: torch.Tensor) -> float:
         """Maximum likelihood of the expert's pairs; returns the final mean negative log-likelihood."""
@@ -67,7 +66,6 @@ class CSIL:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        self.fitted = True
         return loss.item()
 
     def reward(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
@@ -92,4 +90,3 @@ class CSIL:
 
     def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])
-        self.fitted = True

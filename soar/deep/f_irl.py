@@ -63,11 +63,11 @@ class FIRL:
     def _train_discriminator(self, expert_obs: torch.Tensor, learner_obs: torch.Tensor) -> float:
         loss_fn = nn.BCEWithLogitsLoss()
         loss = torch.zeros(())
+        labels = torch.cat([torch.ones(self.discriminator_batch), torch.zeros(self.discriminator_batch)]).to(self.device)
         for _ in range(self.discriminator_steps):
             e = expert_obs[self.rng.integers(0, len(expert_obs), self.discriminator_batch)]
             lrn = learner_obs[self.rng.integers(0, len(learner_obs), self.discriminator_batch)]
             logits = self.logit(torch.cat([e, lrn]))
-            labels = torch.cat([torch.ones(len(e)), torch.zeros(len(lrn))]).to(self.device)
             loss = loss_fn(logits, labels)
             self.discriminator_optimizer.zero_grad(set_to_none=True)
             loss.backward()

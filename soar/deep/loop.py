@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,9 @@ import numpy as np
 import torch
 
 from agents.demonstrations import Demonstrations
+from agents.checkpoints import replace_file
 from agents.harness import Schedule, TrainingRun, episode_seed
+from agents.logger import check_finite
 from agents.policies import GaussianPolicy
 from agents.rollout import collect
 from agents.sac import SAC, flushed_denormals, resolve_device
@@ -100,15 +101,6 @@ def _expert_tensors(demos: Demonstrations, env: gym.Env, device: torch.device) -
             "next_obs": torch.from_numpy(flat["next_obs"]).to(device)}
 
 
-def _check_finite(metrics: dict[str, float], where: str, step: int) -> None:
-    bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
-    if bad:
-        raise FloatingPointError(
-            f"{where}: non-finite {', '.join(f'{k} = {v}' for k, v in bad.items())} at step {step}; "
-            "stopping (the last checkpoint is intact and the run resumes from it)"
-        )
-
-
 def _check_weights(state: Any, where: str, step: int, name: str = "") -> None:
     """``FloatingPointError`` naming the first non-finite tensor in a (nested) state dict."""
     if isinstance(state, dict):
@@ -152,8 +144,10 @@ def run_training(
         folder = run.resume()
         expert_file = Path(out) / "expert.json"
         if not expert_file.exists():
-            expert_file.write_text(json.dumps({"return_mean": demos.return_mean, "return_std": demos.return_std,
-                                               "trajectories": len(demos), "source": demos.source}) + "\n")
+            summary = {"return_mean": demos.return_mean, "return_std": demos.return_std, "trajectories": len(demos),
+                       "source": demos.source}
+            (Path(out) / "expert.json.tmp").write_text(json.dumps(summary) + "\n")
+            replace_file(Path(out) / "expert.json.tmp", expert_file)
         if folder is None:
             if isinstance(method, CSIL):
                 nll = method.fit(expert["obs"], expert["actions"])
@@ -170,7 +164,9 @@ def run_training(
             try:
                 method.load_state_dict(torch.load(folder / "method.pt", weights_only=True, map_location=device))
                 loop_state = json.loads((folder / "loop.json").read_text())
-            except (OSError, ValueError, KeyError, RuntimeError) as error:
+            except Exception as error:  # corrupt, foreign or unsafe file: weights_only refuses code
+                if not str(error).strip():
+                    error = type(error).__name__
                 raise ValueError(f"cannot resume from {folder}: {str(error).strip().splitlines()[0]}") from None
             if agent.num_timesteps + loop_state["extra_steps"] != run.start_step:
                 raise ValueError(f"cannot resume from {folder}: its agent and progress.json disagree on the step")
@@ -198,7 +194,7 @@ def run_training(
                 learner = agent.recent_episodes(config.cost_episodes)
             if learner:
                 metrics = method.update(expert, learner)
-                _check_finite(metrics, f"{config.method} cost update", used())
+                check_finite(metrics, f"{config.method} cost update", used())
                 run.logger.log(used(), {f"cost/{name}": value for name, value in metrics.items()})
 
         def after_step(agent: SAC) -> bool:
@@ -213,7 +209,7 @@ def run_training(
                         log_every=config.log_every)
         final = agent.policy(config.env_id)
         final.save(Path(out) / "final_policy.pt.tmp")
-        (Path(out) / "final_policy.pt.tmp").replace(Path(out) / "final_policy.pt")
+        replace_file(Path(out) / "final_policy.pt.tmp", Path(out) / "final_policy.pt")
         return TrainResult(final, method, list(run.evaluations), Path(out))
 
 
