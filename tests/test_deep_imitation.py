@@ -220,6 +220,26 @@ def test_cost_update_raises_the_reward_of_the_expert_over_the_learner(name):
         assert logits[0].item() == pytest.approx(log_ratio, abs=0.5) and logits[1] < -3
 
 
+@pytest.mark.parametrize("name", ["ml-irl-sa", "f-irl"])
+def test_reward_steps_equal_repeated_single_step_updates_on_the_same_samples(name):
+    expert, learner = toy_samples(name, np.random.default_rng(1))
+
+    def reward_weights(reward_steps, updates):
+        torch.manual_seed(0)
+        method = make_method(build_config("Toy", name, reward_hidden=(16,), reward_lr=1e-2,
+                                          reward_steps=reward_steps, discriminator_steps=1), Line())
+        if name == "f-irl":  # freeze the discriminator: only the reward's steps are compared
+            method.discriminator_steps = 0
+        for _ in range(updates):
+            method.update(expert, learner)
+        return [p.detach().clone() for p in method.net.parameters()]
+
+    several = reward_weights(reward_steps=3, updates=1)
+    for a, b in zip(several, reward_weights(reward_steps=1, updates=3)):
+        torch.testing.assert_close(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(several, reward_weights(reward_steps=1, updates=1)))
+
+
 def tanh_gaussian_log_density(mean, std, actions, low, high):
     """log q(a) of a = offset + scale tanh(u), u ~ N(mean, std), by the change of variables (float64)."""
     scale, offset = (high - low) / 2, (high + low) / 2

@@ -57,6 +57,8 @@ class TrainConfig:
     reward_hidden: tuple[int, ...] = setting((64, 64), parse=positive_int, help="hidden widths of the reward network")
     reward_lr: float = setting(1e-4, parse=positive_float, help="Adam step of the reward")
     reward_weight_decay: float = setting(1e-3, parse=non_negative_float, help="weight decay of the reward")
+    reward_steps: int = setting(1, parse=positive_int,
+                                help="ml-irl, f-irl: Adam steps of the reward per cost update (the reference: 1)")
     discriminator_steps: int = setting(300, parse=positive_int, help="f-irl: discriminator steps per cost update")
     bc_steps: int = setting(10_000, parse=positive_int, help="csil: maximum-likelihood steps of the BC policy")
     eval_every: int = setting(5000, parse=positive_int, help="environment steps between evaluations")

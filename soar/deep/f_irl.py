@@ -32,6 +32,8 @@ class FIRL:
         Reward network (and discriminator) widths and the reward's Adam optimiser.
     discriminator_steps, discriminator_batch, discriminator_lr:
         Discriminator training per update.
+    reward_steps:
+        Adam steps of the reward per update along the same covariance (the reference: 1).
     seed:
         Seeds the discriminator's minibatches.
     device:
@@ -40,8 +42,9 @@ class FIRL:
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (64, 64), learning_rate: float = 1e-4,
                  weight_decay: float = 1e-3, discriminator_steps: int = 300, discriminator_batch: int = 256,
-                 discriminator_lr: float = 3e-4, seed: int = 0, device: str = "cpu") -> None:
+                 discriminator_lr: float = 3e-4, seed: int = 0, reward_steps: int = 1, device: str = "cpu") -> None:
         self.device = torch.device(device)
+        self.reward_steps = int(reward_steps)
         self.net = RewardNet(obs_dim, act_dim, state_only=True, hidden=hidden).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=learning_rate, weight_decay=weight_decay)
         self.discriminator = mlp(obs_dim, tuple(hidden), 1).to(self.device)
@@ -80,15 +83,18 @@ class FIRL:
         states = [stack_episodes([episode], "obs", self.device) for episode in learner]
         with torch.no_grad():
             advantage = torch.stack([-self.logit(obs).sum() for obs in states])
-        returns = torch.stack([self.net(obs).sum() for obs in states])
-        loss = ((advantage - advantage.mean()) * returns).mean() / horizon
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        first_loss = None
+        for _ in range(self.reward_steps):
+            returns = torch.stack([self.net(obs).sum() for obs in states])
+            loss = ((advantage - advantage.mean()) * returns).mean() / horizon
+            first_loss = loss.item() if first_loss is None else first_loss
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
         with torch.no_grad():
             expert_reward = self.net(expert["obs"]).mean().item()
             learner_reward = self.net(stack_episodes(learner, "obs", self.device)).mean().item()
-        return {"cost_loss": loss.item(), "discriminator_loss": discriminator_loss,
+        return {"cost_loss": first_loss, "discriminator_loss": discriminator_loss,
                 "expert_reward": expert_reward, "learner_reward": learner_reward}
 
     def state_dict(self) -> dict:

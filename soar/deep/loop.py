@@ -76,9 +76,10 @@ def make_method(config: TrainConfig, env: gym.Env, device: torch.device | str = 
     reward = dict(hidden=config.reward_hidden, learning_rate=config.reward_lr, weight_decay=config.reward_weight_decay,
                   device=device)
     if config.method in ("ml-irl", "ml-irl-sa"):
-        return MLIRL(obs_dim, act_dim, state_only=config.method == "ml-irl", **reward)
+        return MLIRL(obs_dim, act_dim, state_only=config.method == "ml-irl", reward_steps=config.reward_steps, **reward)
     if config.method == "f-irl":
-        return FIRL(obs_dim, act_dim, discriminator_steps=config.discriminator_steps, seed=config.seed, **reward)
+        return FIRL(obs_dim, act_dim, discriminator_steps=config.discriminator_steps, seed=config.seed,
+                    reward_steps=config.reward_steps, **reward)
     return CSIL(obs_dim, act_dim, env.action_space.low, env.action_space.high, config.alpha, hidden=config.hidden,
                 bc_steps=config.bc_steps, seed=config.seed, device=device)
 

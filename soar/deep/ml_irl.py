@@ -30,13 +30,17 @@ class MLIRL:
         Reward of the state alone.
     hidden, learning_rate, weight_decay:
         Reward network and its Adam optimiser.
+    reward_steps:
+        Adam steps per update, all on the same samples (the reference: 1).
     device:
         Where the network lives (the SAC learner's device).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, state_only: bool, hidden: tuple[int, ...] = (64, 64),
-                 learning_rate: float = 1e-4, weight_decay: float = 1e-3, device: str = "cpu") -> None:
+                 learning_rate: float = 1e-4, weight_decay: float = 1e-3, reward_steps: int = 1,
+                 device: str = "cpu") -> None:
         self.device = torch.device(device)
+        self.reward_steps = int(reward_steps)
         self.net = RewardNet(obs_dim, act_dim, state_only, hidden).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=learning_rate, weight_decay=weight_decay)
 
@@ -48,15 +52,20 @@ class MLIRL:
         """Nothing to do: the actor starts from scratch."""
 
     def update(self, expert: dict[str, torch.Tensor], learner: list[dict[str, np.ndarray]]) -> dict[str, float]:
-        learner_reward = self.net(stack_episodes(learner, "obs", self.device),
-                                  stack_episodes(learner, "actions", self.device))
-        expert_reward = self.net(expert["obs"], expert["actions"])
-        loss = learner_reward.mean() - expert_reward.mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return {"cost_loss": loss.item(), "expert_reward": expert_reward.mean().item(),
-                "learner_reward": learner_reward.mean().item()}
+        """``reward_steps`` Adam steps on ``L``; the metrics are those before the first step."""
+        learner_obs = stack_episodes(learner, "obs", self.device)
+        learner_actions = stack_episodes(learner, "actions", self.device)
+        metrics = {}
+        for _ in range(self.reward_steps):
+            learner_reward = self.net(learner_obs, learner_actions)
+            expert_reward = self.net(expert["obs"], expert["actions"])
+            loss = learner_reward.mean() - expert_reward.mean()
+            metrics = metrics or {"cost_loss": loss.item(), "expert_reward": expert_reward.mean().item(),
+                                  "learner_reward": learner_reward.mean().item()}
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        return metrics
 
     def state_dict(self) -> dict:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
