@@ -1,0 +1,186 @@
+"""Run the deep SOAR imitation experiments of the README and write their tables and curves.
+
+    python scripts/reproduce_soar_deep.py idp hopper [--jobs 2] [--runs runs/il] [--out runs/il/report]
+    python scripts/reproduce_soar_deep.py hopper --report-only     # tables and figure from what exists
+
+Suites (every run is ``soar train`` with the environment's YAML defaults, one bundled trajectory,
+one torch thread):
+
+- ``hopper``: Hopper-v5, ``ml-irl-sa``, base (L = 1) against SOAR (L = 4), seeds 0, 1, 2, 200k steps.
+- ``idp``: InvertedDoublePendulum-v5, every method with L = 1 and L = 4, seed 0, 100k steps.
+
+Runs go to ``RUNS/SUITE/METHOD-L{critics}-s{seed}``; at most ``--jobs`` run at once, each its own
+process. A run folder that already holds a run is resumed (``soar train --resume``), so killing
+this script and starting it again loses at most the steps since each run's last checkpoint; a
+finished run is left as it is. The report (``OUT/SUITE.md`` and ``OUT/SUITE.png``) gives, per
+method and ensemble size, the mean deterministic evaluation return over seeds at the suite's
+report steps, the best return, and each run's wall time (the runs' own clocks, which exclude time
+spent killed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agents.logger import read_log
+
+
+
+@dataclass(frozen=True)
+class Job:
+    """One ``soar train`` run of a suite."""
+
+    env_id: str
+    method: str
+    critics: int
+    seed: int
+    steps: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-L{self.critics}-s{self.seed}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    jobs: tuple[Job, ...]
+    report_steps: tuple[int, ...]
+    title: str
+
+
+SUITES = {
+    "hopper": Suite(
+        tuple(Job("Hopper-v5", "ml-irl-sa", critics, seed, 200_000) for seed in (0, 1, 2) for critics in (1, 4)),
+        (50_000, 100_000, 200_000),
+        "Hopper-v5, ml-irl-sa, 1 bundled trajectory, base (L=1) vs SOAR (L=4), seeds 0-2",
+    ),
+    "idp": Suite(
+        tuple(Job("InvertedDoublePendulum-v5", method, critics, 0, 100_000) for method in ("ml-irl-sa", "csil", "ml-irl", "f-irl")
+              for critics in (1, 4)),
+        (25_000, 50_000, 100_000),
+        "InvertedDoublePendulum-v5, every method, 1 bundled trajectory, L=1 and L=4, seed 0",
+    ),
+}
+
+
+def command(job: Job, folder: Path) -> list[str]:
+    """The ``soar train`` command line of ``job``: a resume when ``folder`` already holds the run."""
+    soar = [sys.executable, "-m", "soar"]
+    if (folder / "config.json").exists():
+        return [*soar, "train", "--resume", str(folder), "--steps", str(job.steps), "--no-progress"]
+    return [*soar, "train", "--env", job.env_id, "--method", job.method, "--critics", str(job.critics),
+            "--demos", "bundled", "--trajectories", "1", "--steps", str(job.steps), "--seed", str(job.seed),
+            "--threads", "1", "--no-progress", "--out", str(folder)]
+
+
+def finished(job: Job, folder: Path) -> bool:
+    progress = folder / "checkpoint" / "progress.json"
+    return (folder / "final_policy.pt").exists() and progress.exists() and \
+        json.loads(progress.read_text())["step"] >= job.steps
+
+
+def run_jobs(work: list[tuple[Job, Path]], jobs: int) -> None:
+    """Run every unfinished (job, run folder), at most ``jobs`` at a time; output goes to ``FOLDER.log``."""
+    pending = [(job, folder) for job, folder in work if not finished(job, folder)]
+    running: list[tuple[Job, subprocess.Popen]] = []
+    failed = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            job, folder = pending.pop(0)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            argv = command(job, folder)
+            print(f"start {job.name}: {' '.join(argv[1:])}", flush=True)
+            with open(folder.with_suffix(".log"), "a") as log:
+                running.append((job, subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)))
+        time.sleep(5)
+        for entry in list(running):
+            job, process = entry
+            if process.poll() is not None:
+                running.remove(entry)
+                print(f"{'done' if process.returncode == 0 else 'FAILED'} {job.name} (exit {process.returncode})",
+                      flush=True)
+                if process.returncode != 0:
+                    failed.append(job.name)
+    if failed:
+        raise SystemExit(f"failed runs (see their .log files beside the run folders): {', '.join(failed)}")
+
+
+def report(suite: Suite, name: str, runs: Path, out: Path) -> str:
+    """Markdown table of the suite's runs (mean return over seeds at the report steps) and their curves."""
+    groups: dict[tuple[str, int], list[Job]] = {}
+    for job in suite.jobs:
+        groups.setdefault((job.method, job.critics), []).append(job)
+    expert = None
+    header = ["method", "L", "seeds"] + [f"{s // 1000}k" for s in suite.report_steps] + ["best", "wall time per run"]
+    lines = [f"## {suite.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (method, critics), members in groups.items():
+        at_step = {s: [] for s in suite.report_steps}
+        best, walls, seeds = [], [], 0
+        for job in members:
+            folder = runs / job.name
+            if not (folder / "logs" / "eval.csv").exists():
+                continue
+            seeds += 1
+            rows = read_log(folder / "logs" / "eval.csv")
+            returns = {int(r["step"]): r["return_mean"] for r in rows}
+            for s in suite.report_steps:
+                if s in returns:
+                    at_step[s].append(returns[s])
+            best.append(max(returns.values()))
+            expert = json.loads((folder / "expert.json").read_text())["return_mean"]
+            timing = read_log(folder / "logs" / "time.csv")
+            if timing:
+                walls.append(f"{timing[-1]['elapsed_seconds'] / 60:.0f} min to {int(timing[-1]['step']) // 1000}k")
+        cells = [method, str(critics), str(seeds)]
+        for s in suite.report_steps:
+            values = at_step[s]
+            cells.append(f"{np.mean(values):.0f}" + (f" ({len(values)})" if 0 < len(values) < seeds else "")
+                         if values else "-")
+        cells.append(f"{np.mean(best):.0f}" if best else "-")
+        cells.append(", ".join(walls) or "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    if expert is not None:
+        lines += ["", f"Expert (the one bundled trajectory): {expert:.1f}. Cells: mean deterministic evaluation "
+                  "return over the seeds that reached that step (their number in brackets when fewer than all); "
+                  "best: mean over seeds of each run's best evaluation."]
+    text = "\n".join(lines) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(text)
+    folders = [runs / job.name for job in suite.jobs if (runs / job.name / "logs" / "eval.csv").exists()]
+    if folders:
+        from soar.deep.plot import find_runs, plot_runs
+
+        plot_runs(find_runs(folders), out / f"{name}.png")
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suites", nargs="+", choices=sorted(SUITES), help="which experiments, run in this order")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once, one core each (default: 2)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/il"), help="parent of the run folders")
+    parser.add_argument("--out", type=Path, default=Path("runs/il/report"),
+                        help="where the table and figure go (default: runs/il/report)")
+    parser.add_argument("--report-only", action="store_true", help="write the report from the runs that exist")
+    args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    if not args.report_only:
+        start = time.perf_counter()
+        # one queue over all suites, so a core freed by the last run of one suite starts the next suite
+        run_jobs([(job, args.runs / name / job.name) for name in args.suites for job in SUITES[name].jobs], args.jobs)
+        print(f"{' '.join(args.suites)}: {(time.perf_counter() - start) / 60:.0f} min of wall time this invocation")
+    for name in args.suites:
+        print(report(SUITES[name], name, args.runs / name, args.out))
+
+
+if __name__ == "__main__":
+    main()
