@@ -37,6 +37,31 @@ def replace_file(source: str | Path, target: str | Path) -> None:
     fsync_path(Path(target).parent)
 
 
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block ends normally, it replaces ``path`` durably.
+
+    Whatever the block writes to the temporary path (``torch.save``, ``np.savez``,
+    ``savefig``, ...) becomes ``path`` in one step, so a crash, a full disk or an error
+    in the block leaves the previous ``path`` (or none) and never half a file. The
+    temporary file is removed if the block raises.
+    """
+    path = Path(path)
+    # Same folder (so the replace is one rename) and same suffix (np.savez and savefig go by it).
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield temporary
+        replace_file(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """``Path(path).write_text(text)``, replaced whole (:func:`atomic_output`)."""
+    with atomic_output(path) as temporary:
+        temporary.write_text(text)
+
+
 def is_complete(folder: Path) -> bool:
     """Whether ``folder`` is a checkpoint whose writing finished."""
     return (folder / DONE).is_file()

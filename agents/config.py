@@ -15,10 +15,11 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import typing
 from pathlib import Path
 from typing import Any, Callable, TypeVar
+
+from agents.checkpoints import write_text_atomic
 
 Config = TypeVar("Config")
 
@@ -165,10 +166,7 @@ def config_dict(config: Any) -> dict[str, Any]:
 
 def write_config(path: Path, config: Any) -> None:
     """Write ``config.json`` (replaced whole, never half-written)."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps({"config": type(config).__name__, **config_dict(config)}, indent=1) + "\n")
-    os.replace(temporary, path)
+    write_text_atomic(path, json.dumps({"config": type(config).__name__, **config_dict(config)}, indent=1) + "\n")
 
 
 def check_resumable(path: Path, config: Any) -> None:

@@ -34,6 +34,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from agents.checkpoints import atomic_output
+
 FORMAT = "soar-mail/demonstrations/1"
 _ARRAY_KEYS = ("obs", "acts", "rewards", "lengths", "terminated", "truncated", "format")
 
@@ -139,7 +141,7 @@ def save_demonstrations(demos: Demonstrations, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ts = demos.trajectories
-    with open(path, "wb") as handle:  # a handle, so numpy does not append ".npz" to other names
+    with atomic_output(path) as temporary, open(temporary, "wb") as handle:  # a handle: no ".npz" appended
         _write_arrays(handle, ts, demos)
 
 

@@ -35,8 +35,8 @@ import numpy as np
 
 from agents.config import non_negative_int, positive_int, setting
 from agents.demonstrations import Demonstrations, load_demonstrations
-from agents.harness import Schedule, TrainingRun, episode_seed
-from agents.logger import MetricWindow
+from agents.harness import PROGRESS_FILE, Schedule, TrainingRun, episode_seed, read_progress
+from agents.logger import MetricWindow, check_finite
 
 if TYPE_CHECKING:
     from agents.policies import GaussianPolicy
@@ -144,7 +144,7 @@ def train_expert(config: ExpertConfig, out: str | Path, progress: bool = True) -
         ``policy_path`` (the best evaluated policy), ``best_return`` and ``evaluations``,
         the rows of ``logs/eval.csv`` (``step``, ``return_mean``, ``return_std``, ``episodes``).
     """
-    from agents.sac import flushed_denormals
+    from agents.sac import check_action_box, flushed_denormals
 
     if not isinstance(config, ExpertConfig):
         raise ValueError(f"train_expert takes an ExpertConfig, got {type(config).__name__}")
@@ -152,6 +152,7 @@ def train_expert(config: ExpertConfig, out: str | Path, progress: bool = True) -
     for space, name in ((env.observation_space, "observation"), (env.action_space, "action")):
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
             raise ValueError(f"{config.env_id}: expert training needs a 1-D Box {name} space, got {space}")
+    check_action_box(env.action_space, f"{config.env_id}: expert training")
     schedule = Schedule(config.steps, config.eval_every, config.checkpoint_every)
     title = f"{config.env_id} expert ({config.algorithm})"
     with TrainingRun(out, config, schedule, gym.make(config.env_id), config.eval_episodes,
@@ -162,22 +163,26 @@ def train_expert(config: ExpertConfig, out: str | Path, progress: bool = True) -
         return TrainingResult(run.policy_path, run.best_return, list(run.evaluations))
 
 
-def _check_resumed_step(folder: Path, step: int, run: TrainingRun) -> None:
-    if step != run.start_step:
-        raise ValueError(f"cannot resume from {folder}: the agent is at step {step}, progress.json at {run.start_step}")
+def _check_resumed_step(step: int, folder: Path) -> None:
+    recorded = read_progress(folder)["step"]
+    if step != recorded:
+        raise ValueError(f"the agent is at step {step}, {PROGRESS_FILE} at {recorded}")
 
 
 # ----------------------------------------------------------------- own back-end
 def _train_soar(config: ExpertConfig, env: gym.Env, run: TrainingRun) -> None:
     from agents.sac import SAC
 
-    folder = run.resume()
-    if folder is None:
+    def restore(folder: Path) -> SAC:
+        agent = SAC.load(folder / "agent.pt", env)
+        _check_resumed_step(agent.num_timesteps, folder)
+        return agent
+
+    agent = run.resume(restore)
+    if agent is None:
         agent = SAC(env, hidden=config.hidden, batch_size=config.batch_size, learning_starts=config.learning_starts,
                     seed=config.seed)
     else:
-        agent = SAC.load(folder / "agent.pt", env)
-        _check_resumed_step(folder, agent.num_timesteps, run)
         agent.new_episode(episode_seed(config.seed, agent.num_timesteps))
 
     def save(staging: Path) -> None:
@@ -206,10 +211,12 @@ def _train_sb3(config: ExpertConfig, env: gym.Env, run: TrainingRun) -> None:
 
     model = SB3SAC("MlpPolicy", env, learning_starts=config.learning_starts, batch_size=config.batch_size,
                    policy_kwargs={"net_arch": list(config.hidden)}, seed=config.seed, verbose=0)
-    folder = run.resume()
-    if folder is not None:
+    def restore(folder: Path):
         _load_sb3_checkpoint(model, folder)
-        _check_resumed_step(folder, model.num_timesteps, run)
+        _check_resumed_step(model.num_timesteps, folder)
+        return model
+
+    if run.resume(restore) is not None:
         model.env.seed(episode_seed(config.seed, model.num_timesteps))  # used by learn()'s first reset
     low = torch.as_tensor(env.action_space.low, dtype=torch.float32)
     high = torch.as_tensor(env.action_space.high, dtype=torch.float32)
@@ -236,7 +243,10 @@ def _train_sb3(config: ExpertConfig, env: gym.Env, run: TrainingRun) -> None:
         if model._n_updates > done["updates"]:
             done["updates"] = model._n_updates
             recorded = model.logger.name_to_value
-            window.add({name: recorded[key] for key, name in _SB3_LOSSES.items() if key in recorded})
+            losses = {name: recorded[key] for key, name in _SB3_LOSSES.items() if key in recorded}
+            # SB3 itself never checks: without this a NaN reward or weight trains on for hours.
+            check_finite(losses, "SB3 SAC", step, cause="a reward, observation or weight became NaN or infinite")
+            window.add(losses)
         if step % config.log_every == 0:
             window.log(run.logger, step)
         run.after_step(step, snapshot, save)
@@ -300,6 +310,6 @@ def _load_sb3_checkpoint(model, folder: Path) -> None:
         log_ent_coef = float(state["log_ent_coef"])
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
         lines = str(error).strip().splitlines()
-        raise ValueError(f"cannot resume from {folder}: {lines[0] if lines else type(error).__name__}") from None
+        raise ValueError(lines[0] if lines else type(error).__name__) from None
     with torch.no_grad():
         model.log_ent_coef.fill_(log_ent_coef)

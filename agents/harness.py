@@ -27,22 +27,27 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from agents.checkpoints import latest_checkpoint, replace_file, staged_checkpoint
+from agents.checkpoints import atomic_output, latest_checkpoint, staged_checkpoint
 from agents.config import check_resumable, write_config
 from agents.interface import Policy
 from agents.logger import RunLogger
+from agents.run_folder import RunLock, prepare_output_dir
 from agents.rollout import evaluate
 
 PROGRESS_FILE = "progress.json"
+T = TypeVar("T")
+
+
+def _folder(folder: Path) -> Path:
+    return folder
 EVAL_KEYS = ("return_mean", "return_std", "episodes")
 
 
@@ -143,20 +148,28 @@ class TrainingRun:
         progress: bool = False,
         tensorboard: bool = True,
     ) -> None:
-        self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        config_path = self.out / "config.json"
-        if config_path.exists():
-            check_resumable(config_path, config)
-        else:
-            leftovers = [n for n in ("checkpoint", "checkpoint.old", "logs", "policy.pt") if (self.out / n).exists()]
-            if leftovers:
-                raise ValueError(
-                    f"{self.out} holds {', '.join(leftovers)} but no config.json (a run of an older version?); "
-                    "choose another output folder"
-                )
-        # Rewritten on resume too, so that it records changed resumable settings (a longer budget).
-        write_config(config_path, config)
+        self.out = prepare_output_dir(out, option="run folder")
+        # Held until close(): a second process on this folder is refused instead of interleaving its writes.
+        self._lock = RunLock(self.out).acquire()
+        try:
+            config_path = self.out / "config.json"
+            if config_path.exists():
+                # Only a checkpoint makes the folder a run to continue: a run that stopped before its first one
+                # (a bad argument found late, a crash) left nothing to resume and must not block a corrected run.
+                if latest_checkpoint(self.out / "checkpoint") is not None:
+                    check_resumable(config_path, config)
+            else:
+                leftovers = [n for n in ("checkpoint", "checkpoint.old", "logs", "policy.pt") if (self.out / n).exists()]
+                if leftovers:
+                    raise ValueError(
+                        f"{self.out} holds {', '.join(leftovers)} but no config.json (a run of an older version?); "
+                        "choose another output folder"
+                    )
+            # Rewritten on resume too, so that it records changed resumable settings (a longer budget).
+            write_config(config_path, config)
+        except BaseException:
+            self._lock.release()
+            raise
         self.schedule = schedule
         self.eval_env, self.eval_episodes, self.eval_seed = eval_env, int(eval_episodes), int(eval_seed)
         self.title = title
@@ -171,25 +184,40 @@ class TrainingRun:
         self._bar: tqdm | None = None
 
     # ------------------------------------------------------------ resume
-    def resume(self) -> Path | None:
-        """Rewind the run to its latest complete checkpoint; return that folder (``None``: start at step 0).
+    def resume(self, restore: Callable[[Path], T] = _folder) -> T | None:
+        """Rewind the run to its latest complete checkpoint and restore the algorithm from it.
 
-        Logs after the checkpoint's step are dropped, the best return and ``policy.pt``
-        are those stored in the checkpoint, and the elapsed-time clock continues from
-        its value there. The caller restores the algorithm from the returned folder;
-        :attr:`start_step` is the step it must be at.
+        Parameters
+        ----------
+        restore:
+            Called with the checkpoint folder; reads the algorithm's state from it and
+            returns the restored algorithm (default: returns the folder). It must not
+            change anything the caller keeps if it raises.
+
+        Returns what ``restore`` returned, or ``None`` when there is no checkpoint (start
+        at step 0). The checkpoint is read and ``restore`` runs before anything in the run
+        folder changes: a corrupt or tampered checkpoint raises ``ValueError("cannot
+        resume from PATH: REASON")`` and leaves logs and ``policy.pt`` as they were. Then
+        logs after the checkpoint's step are dropped, ``policy.pt`` is the checkpoint's
+        copy, the best return is the best evaluation the log holds (none without a
+        ``policy.pt``, so the next evaluation writes one) and the elapsed-time clock
+        continues from its value there. :attr:`start_step` is the step the restored
+        algorithm must be at.
         """
         folder = latest_checkpoint(self.checkpoint_dir)
         state = {"step": 0, "best_return": None, "elapsed_seconds": 0.0}
+        restored = None
         if folder is not None:
-            state = _read_progress(folder / PROGRESS_FILE)
+            state = read_progress(folder)
+            try:
+                restored = restore(folder)
+            except Exception as error:  # corrupt, truncated, tampered or unsafe (weights_only refuses code)
+                raise ValueError(f"cannot resume from {folder}: {_first_line(error)}") from None
         self.start_step = state["step"]
-        self.best_return = -math.inf if state["best_return"] is None else state["best_return"]
         kept = folder / "policy.pt" if folder is not None else None
         if kept is not None and kept.exists():
-            temporary = self.out / "policy.pt.tmp"
-            shutil.copyfile(kept, temporary)
-            replace_file(temporary, self.policy_path)
+            with atomic_output(self.policy_path) as temporary:
+                shutil.copyfile(kept, temporary)
         else:
             self.policy_path.unlink(missing_ok=True)  # evaluated after the checkpoint: redone
         self.logger.rewind(self.start_step, elapsed_seconds=state["elapsed_seconds"])
@@ -197,7 +225,14 @@ class TrainingRun:
             {"step": row["step"], **{k: row[k] for k in (*EVAL_KEYS, "expert_fraction") if k in row}}
             for row in self.logger.read("eval")
         ]
-        return folder
+        self.best_return = -math.inf
+        if self.policy_path.exists():
+            logged = [row["return_mean"] for row in self.evaluations if "return_mean" in row]
+            if logged:
+                self.best_return = max(logged)
+            elif state["best_return"] is not None:  # a log lost with its folder: the checkpoint's record
+                self.best_return = state["best_return"]
+        return restored
 
     # ------------------------------------------------------------ the loop
     def after_step(
@@ -239,9 +274,8 @@ class TrainingRun:
         self.evaluations.append(row)
         if row["return_mean"] > self.best_return:
             self.best_return = row["return_mean"]
-            temporary = self.out / "policy.pt.tmp"
-            policy.save(temporary)
-            replace_file(temporary, self.policy_path)
+            with atomic_output(self.policy_path) as temporary:
+                policy.save(temporary)
         return row
 
     def checkpoint(self, step: int, save: Callable[[Path], None]) -> None:
@@ -279,16 +313,16 @@ class TrainingRun:
         ax.set_ylabel(f"deterministic return ({self.eval_episodes} episodes)")
         ax.set_title(f"{self.title} (best {self.best_return:.1f})")
         fig.tight_layout()
-        temporary = self.out / "evaluations.png.tmp"
-        fig.savefig(temporary, dpi=110, format="png")
+        with atomic_output(self.out / "evaluations.png") as temporary:
+            fig.savefig(temporary, dpi=110, format="png")
         plt.close(fig)
-        os.replace(temporary, self.out / "evaluations.png")
 
     def close(self) -> None:
-        """Flush and close the logs and the progress bar."""
+        """Flush and close the logs and the progress bar; release the run folder."""
         if self._bar is not None:
             self._bar.close()
         self.logger.close()
+        self._lock.release()
 
     def __enter__(self) -> "TrainingRun":
         return self
@@ -297,12 +331,23 @@ class TrainingRun:
         self.close()
 
 
-def _read_progress(path: Path) -> dict:
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def read_progress(folder: Path) -> dict:
+    """``progress.json`` of the checkpoint ``folder``: step, best return, elapsed seconds (``ValueError`` if unreadable)."""
+    path = Path(folder) / PROGRESS_FILE
     try:
         state = json.loads(path.read_text())
         step, best, elapsed = state["step"], state["best_return"], state["elapsed_seconds"]
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ValueError(f"step {step!r}")
-        return {"step": step, "best_return": None if best is None else float(best), "elapsed_seconds": float(elapsed)}
+        best = None if best is None else float(best)
+        elapsed = float(elapsed)
+        if (best is not None and not math.isfinite(best)) or not math.isfinite(elapsed) or elapsed < 0:
+            raise ValueError(f"best return {best!r}, elapsed seconds {elapsed!r}")
+        return {"step": step, "best_return": best, "elapsed_seconds": elapsed}
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"cannot resume from {path.parent}: unreadable {path.name} ({error})") from None

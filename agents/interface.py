@@ -19,6 +19,7 @@ from typing import Iterator, Protocol, Sequence, overload, runtime_checkable
 
 import numpy as np
 
+from agents.checkpoints import atomic_output
 from agents.sampling import sample_categorical
 from envs.markov_game import check_distribution_rows
 
@@ -194,7 +195,7 @@ class PolicyProfile(Sequence[TabularPolicy]):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tables = {f"player_{i}": table for i, table in enumerate(self.arrays)}
-        with open(path, "wb") as handle:  # a handle, so numpy does not append ".npz"
+        with atomic_output(path) as temporary, open(temporary, "wb") as handle:  # a handle: no ".npz" appended
             np.savez_compressed(handle, format=np.array(PROFILE_FORMAT), **tables)
 
     @classmethod

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from agents.checkpoints import atomic_output
 from agents.networks import TanhGaussianActor
 
 POLICY_FORMAT = "soar-mail/tanh-gaussian-policy/1"
@@ -87,7 +88,8 @@ class GaussianPolicy:
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state(), path)
+        with atomic_output(path) as temporary:
+            torch.save(self.state(), temporary)
 
     @classmethod
     def from_state(cls, state: dict, source: str = "policy") -> "GaussianPolicy":

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from agents.checkpoints import atomic_output
+
 
 def write_rows(rows: list[dict], path: Path, fields: dict[str, type]) -> None:
-    """Write ``rows`` with the columns of ``fields`` (in order), creating parent folders."""
+    """Write ``rows`` with the columns of ``fields`` (in order), creating parent folders; replaced whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
+    with atomic_output(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(fields))
         writer.writeheader()
         writer.writerows(rows)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from agents.checkpoints import atomic_output
 from agents.logger import MetricWindow, RunLogger, check_finite
 from agents.networks import EnsembleMLP, TanhGaussianActor
 from agents.optimism import check_optimism, optimistic_value
@@ -168,8 +169,7 @@ class SAC:
         flush_denormal: bool = True,
         device: str = "cpu",
     ) -> None:
-        if not isinstance(env.action_space, gym.spaces.Box):
-            raise ValueError(f"SAC needs a Box action space, got {env.action_space}")
+        check_action_box(env.action_space, "SAC")
         if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
             raise ValueError(f"SAC needs 1-D Box observations, got {env.observation_space}")
         check_optimism(num_critics, optimism, std_clip)
@@ -437,7 +437,8 @@ class SAC:
             b = self.buffer
             for name in _BUFFER_FIELDS:
                 state[f"buffer_{name}"] = torch.from_numpy(getattr(b, name)[: b.size].copy())
-        torch.save(state, path)
+        with atomic_output(path) as temporary:
+            torch.save(state, temporary)
 
     @staticmethod
     def _read(path: str | Path) -> dict:
@@ -495,6 +496,32 @@ class SAC:
             # The noise generator's state is device-specific: continuing exactly needs the same kind of device.
             raise ValueError(f"{path} was written on the {written_on}, this agent runs on the {self.device.type}; "
                              f"resume it with device={written_on!r}")
+        # Everything is read and checked first; the agent changes only once all of it fits, and is put
+        # back as it was if a part still fails while being loaded.
+        try:
+            counters = [int(x) for x in state["counters"]]
+            num_timesteps, num_gradient_steps, position = counters[:3]
+            # Checkpoints written before episodes were recorded resume with none recorded yet.
+            episode_start = counters[3] if len(counters) > 3 else num_timesteps
+            recorded = state.get("completed_episodes", torch.zeros((0, 2), dtype=torch.int64))
+            episodes = [tuple(int(x) for x in row) for row in recorded.reshape(-1, 2)]
+            buffer = {name: state[f"buffer_{name}"].numpy() for name in _BUFFER_FIELDS if f"buffer_{name}" in state}
+            for name in ("actor", "critic", "critic_target"):
+                _check_state_dict(state[name], getattr(self, name).state_dict(), name)
+            if not torch.isfinite(torch.as_tensor(state["log_alpha"])).all():
+                raise ValueError("log_alpha is not finite")
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path} does not fit this agent (other sizes or environment?): {_first_line(error)}") \
+                from None
+        if min(num_timesteps, num_gradient_steps, position, episode_start) < 0 or episode_start > num_timesteps:
+            raise ValueError(f"{path} holds inconsistent counters {counters}")
+        size = len(buffer["obs"]) if buffer else 0
+        if buffer and (len(buffer) != len(_BUFFER_FIELDS) or size > self.buffer.capacity
+                       or any(len(values) != size for values in buffer.values())
+                       or position > self.buffer.capacity):
+            raise ValueError(f"{path} holds a replay buffer that does not fit this agent's "
+                             f"(sizes {sorted({len(v) for v in buffer.values()})}, capacity {self.buffer.capacity})")
+        before = self._snapshot()
         try:
             self.actor.load_state_dict(state["actor"])
             self.critic.load_state_dict(state["critic"])
@@ -502,29 +529,39 @@ class SAC:
             self.actor_optimizer.load_state_dict(state["actor_optimizer"])
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
             self.log_alpha.data.copy_(state["log_alpha"])
-            counters = [int(x) for x in state["counters"]]
-            num_timesteps, num_gradient_steps, position = counters[:3]
-            # Checkpoints written before episodes were recorded resume with none recorded yet.
-            episode_start = counters[3] if len(counters) > 3 else num_timesteps
-            recorded = state.get("completed_episodes", torch.zeros((0, 2), dtype=torch.int64))
-            episodes = [tuple(int(x) for x in row) for row in recorded.reshape(-1, 2)]
             self.generator.set_state(state["torch_generator"])
             self.rng.bit_generator.state = state["numpy_rng"]
             self.env.action_space.np_random.bit_generator.state = state["action_space_rng"]
-            buffer = {name: state[f"buffer_{name}"].numpy() for name in _BUFFER_FIELDS if f"buffer_{name}" in state}
-        except (RuntimeError, ValueError, KeyError, TypeError) as error:
-            first_line = str(error).strip().splitlines()[0]
-            raise ValueError(f"{path} does not fit this agent (other sizes or environment?): {first_line}") from None
-        if buffer:
-            size = len(buffer["obs"])
-            if size > self.buffer.capacity or len(buffer) != len(_BUFFER_FIELDS):
-                raise ValueError(f"{path} holds {size} transitions, this agent's buffer {self.buffer.capacity}")
             for name, values in buffer.items():
                 getattr(self.buffer, name)[:size] = values
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as error:
+            self._apply_snapshot(before)
+            raise ValueError(f"{path} does not fit this agent (other sizes or environment?): {_first_line(error)}") \
+                from None
+        if buffer:
             # The write position, not size % capacity: once the buffer has wrapped they differ.
             self.buffer.size, self.buffer.position = size, position
         self.num_timesteps, self.num_gradient_steps = num_timesteps, num_gradient_steps
         self.episode_start, self.completed_episodes = episode_start, episodes
+
+    def _snapshot(self) -> dict:
+        """What :meth:`_restore` may change, copied (the buffer's rows are only written once all else loaded)."""
+        return {
+            "modules": {name: copy.deepcopy(getattr(self, name).state_dict())
+                        for name in ("actor", "critic", "critic_target", "actor_optimizer", "critic_optimizer")},
+            "log_alpha": self.log_alpha.detach().clone(),
+            "torch_generator": self.generator.get_state(),
+            "numpy_rng": copy.deepcopy(self.rng.bit_generator.state),
+            "action_space_rng": copy.deepcopy(self.env.action_space.np_random.bit_generator.state),
+        }
+
+    def _apply_snapshot(self, snapshot: dict) -> None:
+        for name, values in snapshot["modules"].items():
+            getattr(self, name).load_state_dict(values)
+        self.log_alpha.data.copy_(snapshot["log_alpha"])
+        self.generator.set_state(snapshot["torch_generator"])
+        self.rng.bit_generator.state = snapshot["numpy_rng"]
+        self.env.action_space.np_random.bit_generator.state = snapshot["action_space_rng"]
 
     def policy(self, env_id: str = "") -> GaussianPolicy:
         """A detached copy of the actor as a deployable :class:`~agents.policies.GaussianPolicy`."""
@@ -533,3 +570,36 @@ class SAC:
     def save_policy(self, path: str | Path, env_id: str = "") -> None:
         """The actor alone, for deployment (read back with :func:`agents.policies.load_policy`)."""
         self.policy(env_id).save(path)
+
+
+def check_action_box(space: gym.Space, who: str) -> None:
+    """``ValueError`` unless ``space`` is a Box with finite bounds and ``high > low`` in every dimension.
+
+    The actor squashes into the box: an infinite bound makes every action infinite and a
+    zero-width one divides by zero in the log-likelihood, so the first update would be NaN.
+    """
+    if not isinstance(space, gym.spaces.Box):
+        raise ValueError(f"{who} needs a Box action space, got {space}")
+    low, high = np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64)
+    if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        raise ValueError(f"{who} needs a bounded action box, got low {space.low} and high {space.high}")
+    if not (high > low).all():
+        raise ValueError(f"{who} needs high > low in every action dimension, got low {space.low} and high {space.high}")
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _check_state_dict(stored: Any, current: dict[str, torch.Tensor], name: str) -> None:
+    """``ValueError`` unless ``stored`` has ``current``'s keys, shapes and dtypes and only finite values."""
+    if not isinstance(stored, dict) or set(stored) != set(current):
+        raise ValueError(f"{name} has other parameters")
+    for key, tensor in current.items():
+        value = stored[key]
+        if not isinstance(value, torch.Tensor) or value.shape != tensor.shape or value.dtype != tensor.dtype:
+            raise ValueError(f"{name}.{key} has shape {getattr(value, 'shape', None)}, this agent {tuple(tensor.shape)}")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ValueError(f"{name}.{key} holds NaN or infinite values")
+

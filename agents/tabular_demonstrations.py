@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from agents.checkpoints import atomic_output
 from agents.demonstrations import Trajectory
 from envs.markov_game import MarkovGame
 
@@ -101,7 +102,7 @@ class TabularDemonstrations:
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:  # a handle, so numpy does not append ".npz"
+        with atomic_output(path) as temporary, open(temporary, "wb") as handle:  # a handle: no ".npz" appended
             np.savez_compressed(handle, states=self.states, actions=self.actions, source=np.array(self.source),
                                 format=np.array(FORMAT))
 

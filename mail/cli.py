@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from agents.config import add_arguments, from_arguments
+from agents.run_folder import StopOnInterrupt, cli_errors, prepare_output_dir
 from mail import experiment
 
 RESULTS_CSV = "mail_results.csv"
@@ -45,13 +46,24 @@ def run(args: argparse.Namespace) -> None:
     if args.queries < 10:
         raise SystemExit("error: --queries must be at least 10")
     config = from_arguments(experiment.GridConfig, args)
+    try:
+        prepare_output_dir(args.out)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     start = time.perf_counter()
-    rows = experiment.run_grid(config, progress=not args.no_progress)
+    rows: list[dict] = []
+    with StopOnInterrupt() as interrupt:
+        experiment.run_grid(config, progress=not args.no_progress, rows=rows)
     elapsed = time.perf_counter() - start
+    if not rows:
+        raise SystemExit("interrupted before the first run finished; nothing written")
     experiment.write_csv(rows, args.out / RESULTS_CSV)
     experiment.plot(rows, args.out / FIGURE)
     print(experiment.format_table(rows))
     print(f"wrote {args.out / RESULTS_CSV} and {args.out / FIGURE} ({elapsed:.1f} s)")
+    if interrupt.happened:
+        print(f"interrupted: wrote the {len(rows)} rows of the runs that finished", file=sys.stderr)
+        raise SystemExit(130)
 
 
 def redraw(args: argparse.Namespace) -> None:
@@ -68,10 +80,11 @@ def redraw(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "run":
-        run(args)
-    else:
-        redraw(args)
+    with cli_errors("python -m mail"):
+        if args.command == "run":
+            run(args)
+        else:
+            redraw(args)
     return 0
 
 

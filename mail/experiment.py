@@ -163,11 +163,13 @@ def run_one(
     return rows
 
 
-def run_grid(config: GridConfig, progress: bool = True, log=print) -> list[dict]:
+def run_grid(config: GridConfig, progress: bool = True, log=print, rows: list[dict] | None = None) -> list[dict]:
     """Every algorithm x seed x budget of ``config``; one tidy row per run (and BC default).
 
     For the lower-bound game the expert is fixed and the seed drives the runs;
-    for random zero-sum games the seed also draws the game.
+    for random zero-sum games the seed also draws the game. ``rows`` (default: a new
+    list) receives each run's rows as soon as it finishes, so a caller interrupted by
+    Ctrl-C keeps them.
     """
     game_name, concentrability = config.game, config.concentrability
     seeds, budgets = range(config.seeds), config.budgets
@@ -186,12 +188,12 @@ def run_grid(config: GridConfig, progress: bool = True, log=print) -> list[dict]
         log(f"{label}: computed C per seed from {min(singles):.4g} to {max(singles):.4g} "
             f"(median {np.median(singles):.4g})")
     jobs = [(algo, seed, budget) for algo in config.algorithms for seed in seeds for budget in budgets]
-    rows = []
+    rows = [] if rows is None else rows
     for algo, seed, budget in tqdm(jobs, desc=label, disable=not progress):
         setting = settings[seed]
-        for row in run_one(setting, algo, budget, seed, config.inner, config.inner_episodes):
-            rows.append(dict(game=game_name, target_c=concentrability if game_name == "lower-bound" else math.nan,
-                             c_single=setting.c_single, c_all=setting.c_all, **row))
+        rows.extend([dict(game=game_name, target_c=concentrability if game_name == "lower-bound" else math.nan,
+                          c_single=setting.c_single, c_all=setting.c_all, **row)
+                     for row in run_one(setting, algo, budget, seed, config.inner, config.inner_episodes)])
     return rows
 
 

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 from agents.config import add_arguments, from_arguments, positive_int
+from agents.checkpoints import write_text_atomic
+from agents.run_folder import StopOnInterrupt, cli_errors, prepare_output_dir, prepare_output_file
 from soar import experiment
 from soar.deep import cli as deep_cli
 
@@ -68,17 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_tabular(args: argparse.Namespace) -> None:
     config = from_arguments(experiment.SweepConfig, args)
+    out = prepare_output_dir(args.out)
     start = time.perf_counter()
-    rows = experiment.run_sweep(config, args.critics, range(args.seeds), progress=not args.no_progress)
+    rows: list[dict] = []
+    with StopOnInterrupt() as interrupt:
+        experiment.run_sweep(config, args.critics, range(args.seeds), progress=not args.no_progress, rows=rows)
     elapsed = time.perf_counter() - start
-    out: Path = args.out
+    if not rows:
+        raise SystemExit("soar tabular: interrupted before the first run finished; nothing written")
     experiment.write_csv(rows, out / "soar_tabular.csv")
     title = f"tabular SOAR ({config.critic}, {config.occupancy}, optimism={config.optimism:g}) on {config.env}"
     experiment.plot_sweep(rows, out / "soar_tabular.png", title=title)
     table = experiment.format_threshold_table(experiment.threshold_table(rows))
-    (out / "summary.md").write_text(f"{title}; {args.seeds} seeds; {elapsed:.1f} s\n\n{table}\n")
-    print(f"{title}, {args.seeds} seeds, expert value {rows[0]['expert_value']:.3f}\n\n{table}\n")
+    finished = len({(row["num_critics"], row["seed"]) for row in rows})
+    planned = len(args.critics) * args.seeds
+    runs = f"{args.seeds} seeds" if finished == planned else f"{finished} of {planned} runs (interrupted)"
+    write_text_atomic(out / "summary.md", f"{title}; {runs}; {elapsed:.1f} s\n\n{table}\n")
+    print(f"{title}, {runs}, expert value {rows[0]['expert_value']:.3f}\n\n{table}\n")
     print(f"wrote {out / 'soar_tabular.csv'}, {out / 'soar_tabular.png'}, {out / 'summary.md'} ({elapsed:.1f} s)")
+    if interrupt.happened:
+        raise SystemExit(130)
 
 
 def run_expert_train(args: argparse.Namespace) -> None:
@@ -89,9 +100,15 @@ def run_expert_train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     torch.set_float32_matmul_precision(args.matmul_precision)
     try:
-        result = train_expert(from_arguments(ExpertConfig, args), args.out, progress=not args.no_progress)
+        config = from_arguments(ExpertConfig, args)
+        prepare_output_dir(args.out)
+        result = train_expert(config, args.out, progress=not args.no_progress)
     except gymnasium_errors() as error:
         raise SystemExit(f"soar expert train: {error}") from None
+    except KeyboardInterrupt:
+        raise SystemExit(f"soar expert train: interrupted; logs and policy.pt so far are kept, and "
+                         f"'soar expert train' with the same options continues from the last checkpoint "
+                         f"in {args.out}") from None
     print(f"best deterministic return {result.best_return:.1f}; policy at {result.policy_path}")
 
 
@@ -103,6 +120,7 @@ def run_expert_rollout(args: argparse.Namespace) -> None:
     from agents.rollout import collect
 
     try:
+        prepare_output_file(args.out)
         policy = load_policy(args.policy)
         env_id = args.env or policy.env_id
         if not env_id:
@@ -132,18 +150,19 @@ def gymnasium_errors() -> tuple[type[Exception], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "tabular":
-        run_tabular(args)
-    elif args.command == "expert" and args.expert_command == "train":
-        run_expert_train(args)
-    elif args.command == "expert" and args.expert_command == "rollout":
-        run_expert_rollout(args)
-    elif args.command == "train":
-        deep_cli.run_train(args)
-    elif args.command == "evaluate":
-        deep_cli.run_evaluate(args)
-    elif args.command == "plot":
-        deep_cli.run_plot(args)
+    with cli_errors("soar"):
+        if args.command == "tabular":
+            run_tabular(args)
+        elif args.command == "expert" and args.expert_command == "train":
+            run_expert_train(args)
+        elif args.command == "expert" and args.expert_command == "rollout":
+            run_expert_rollout(args)
+        elif args.command == "train":
+            deep_cli.run_train(args)
+        elif args.command == "evaluate":
+            deep_cli.run_evaluate(args)
+        elif args.command == "plot":
+            deep_cli.run_plot(args)
     return 0
 
 

@@ -54,17 +54,19 @@ class SweepConfig:
 
 
 def run_sweep(
-    config: SweepConfig, num_critics: Sequence[int], seeds: Sequence[int], progress: bool = True
+    config: SweepConfig, num_critics: Sequence[int], seeds: Sequence[int], progress: bool = True,
+    rows: list[dict] | None = None,
 ) -> list[dict]:
     """Run tabular SOAR for every ensemble size and seed; one row per logged point.
 
     Seed ``s`` draws both the expert dataset and the run, so every ensemble size
-    sees the same expert data for the same seed.
+    sees the same expert data for the same seed. ``rows`` (default: a new list) receives
+    each run's rows as soon as it finishes, so a caller interrupted by Ctrl-C keeps them.
     """
     mdp = config.make_env()
     expert = tabular.optimal_policy(mdp)
     expert_value = tabular.policy_value(mdp, expert)
-    rows = []
+    rows = [] if rows is None else rows
     jobs = [(L, seed) for L in num_critics for seed in seeds]
     for L, seed in tqdm(jobs, desc=f"SOAR {config.env}", disable=not progress):
         data = tabular.sample_expert_data(mdp, expert, config.expert_samples, seed=seed)
@@ -74,13 +76,12 @@ def run_sweep(
             seed=seed, critic=config.critic, occupancy=config.occupancy,
         )
         h = result.history
-        for k, n, steps, value, loss in zip(h.iteration, h.samples, h.env_steps, h.value, h.cost_loss):
-            rows.append(dict(
-                env=config.env, critic=config.critic, occupancy=config.occupancy, optimism=config.optimism,
-                std_clip=config.std_clip,
-                num_critics=L, seed=seed, iteration=k, samples=n, env_steps=steps, value=value,
-                expert_value=expert_value, cost_loss=loss,
-            ))
+        rows.extend([dict(
+            env=config.env, critic=config.critic, occupancy=config.occupancy, optimism=config.optimism,
+            std_clip=config.std_clip,
+            num_critics=L, seed=seed, iteration=k, samples=n, env_steps=steps, value=value,
+            expert_value=expert_value, cost_loss=loss,
+        ) for k, n, steps, value, loss in zip(h.iteration, h.samples, h.env_steps, h.value, h.cost_loss)])
     return rows
 
 

@@ -180,7 +180,8 @@ def make_run(out, config=None, **kwargs):
 ])
 def test_a_changed_setting_is_refused_and_a_resumable_one_accepted(tmp_path, change, message):
     config = ExpertConfig(env_id="Pendulum-v1", steps=400)
-    make_run(tmp_path, config).close()
+    with make_run(tmp_path, config) as run:
+        run.checkpoint(100, lambda folder: None)
     with pytest.raises(ValueError, match=re.escape(message)):
         make_run(tmp_path, replace(config, **change))
     longer = replace(config, steps=800, checkpoint_every=1000, log_every=10)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 from agents.config import add_arguments, positive_int
+from agents.run_folder import prepare_output_dir
 from soar.deep.config import TrainConfig
 
 
@@ -78,11 +80,16 @@ def run_train(args: argparse.Namespace) -> None:
             env_id, method = settings.pop("env_id"), settings.pop("method", "ml-irl-sa")
             config = build_config(env_id, method, **settings)
             out = args.out
+        prepare_output_dir(out, option="--resume" if args.resume is not None else "--out")
         demos = load_expert(config.demos, config.env_id, config.trajectories)
         env, eval_env = gymnasium.make(config.env_id), gymnasium.make(config.env_id)
         result = run_training(config, env, eval_env, demos, out, progress=not args.no_progress)
     except (ValueError, FileNotFoundError, FloatingPointError, gymnasium.error.Error) as error:
         raise SystemExit(f"soar train: {error}") from None
+    except KeyboardInterrupt:
+        print(f"soar train: interrupted; the logs so far are kept and 'soar train --resume {args.resume or args.out}' continues from "
+              "the last checkpoint", file=sys.stderr)
+        raise SystemExit(130) from None
     best = max((row["return_mean"] for row in result.history), default=float("nan"))
     print(f"best deterministic return {best:.1f} ({best / demos.return_mean:.0%} of the expert's "
           f"{demos.return_mean:.1f}); run folder {out}")

@@ -25,16 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
+from agents.checkpoints import write_text_atomic
 from agents.demonstrations import Demonstrations
-from agents.checkpoints import replace_file
-from agents.harness import Schedule, TrainingRun, episode_seed
+from agents.harness import Schedule, TrainingRun, episode_seed, read_progress
 from agents.logger import check_finite
 from agents.policies import GaussianPolicy
 from agents.rollout import collect
-from agents.sac import SAC, flushed_denormals, resolve_device
+from agents.sac import SAC, check_action_box, flushed_denormals, resolve_device
 from soar.deep.config import TrainConfig, build_config
 from soar.deep.csil import CSIL
 from soar.deep.demos import load_expert
@@ -88,8 +87,7 @@ def _check_spaces(env: gym.Env) -> None:
     for space, name in ((env.observation_space, "observation"), (env.action_space, "action")):
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
             raise ValueError(f"imitation needs 1-D Box {name} spaces, got {space}")
-        if name == "action" and not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
-            raise ValueError(f"the action box must be bounded, got low {space.low} and high {space.high}")
+    check_action_box(env.action_space, "imitation")
 
 
 def _expert_tensors(demos: Demonstrations, env: gym.Env, device: torch.device) -> dict[str, torch.Tensor]:
@@ -142,14 +140,26 @@ def run_training(
     title = f"{config.env_id} {config.method} L={config.critics}"
     with TrainingRun(out, config, schedule, eval_env, config.eval_episodes, eval_seed=EVAL_SEED + 1000 * config.seed,
                      reference_return=demos.return_mean, title=title, progress=progress) as run, flushed_denormals():
-        folder = run.resume()
+        def restore(folder: Path) -> tuple[SAC, dict]:
+            # Everything is read and checked before the fresh method takes any of it.
+            agent = SAC.load(folder / "agent.pt", env, reward_fn=method.reward, device=config.device)
+            state = torch.load(folder / "method.pt", weights_only=True, map_location=device)
+            loop_state = json.loads((folder / "loop.json").read_text())
+            if not isinstance(loop_state, dict) or not isinstance(loop_state.get("extra_steps"), int):
+                raise ValueError(f"{folder / 'loop.json'} holds no step count")
+            if agent.num_timesteps + loop_state["extra_steps"] != read_progress(folder)["step"]:
+                raise ValueError("its agent and progress.json disagree on the step")
+            _check_weights(state, f"{folder / 'method.pt'}", agent.num_timesteps)
+            method.load_state_dict(state)
+            return agent, loop_state
+
+        restored = run.resume(restore)
         expert_file = Path(out) / "expert.json"
         if not expert_file.exists():
             summary = {"return_mean": demos.return_mean, "return_std": demos.return_std, "trajectories": len(demos),
                        "source": demos.source}
-            (Path(out) / "expert.json.tmp").write_text(json.dumps(summary) + "\n")
-            replace_file(Path(out) / "expert.json.tmp", expert_file)
-        if folder is None:
+            write_text_atomic(expert_file, json.dumps(summary) + "\n")
+        if restored is None:
             if isinstance(method, CSIL):
                 nll = method.fit(expert["obs"], expert["actions"])
                 run.logger.log(0, {"cost/bc_negative_log_likelihood": nll})
@@ -161,16 +171,7 @@ def run_training(
             method.initialise(agent)
             loop_state = {"extra_steps": 0}
         else:
-            agent = SAC.load(folder / "agent.pt", env, reward_fn=method.reward, device=config.device)
-            try:
-                method.load_state_dict(torch.load(folder / "method.pt", weights_only=True, map_location=device))
-                loop_state = json.loads((folder / "loop.json").read_text())
-            except Exception as error:  # corrupt, foreign or unsafe file: weights_only refuses code
-                if not str(error).strip():
-                    error = type(error).__name__
-                raise ValueError(f"cannot resume from {folder}: {str(error).strip().splitlines()[0]}") from None
-            if agent.num_timesteps + loop_state["extra_steps"] != run.start_step:
-                raise ValueError(f"cannot resume from {folder}: its agent and progress.json disagree on the step")
+            agent, loop_state = restored
             agent.new_episode(episode_seed(config.seed, agent.num_timesteps))
         rollout_env = copy.deepcopy(eval_env) if config.cost_rollouts else None
 
@@ -209,8 +210,7 @@ def run_training(
             agent.learn(config.steps - used(), callback=after_step, logger=_OffsetLogger(run.logger, loop_state),
                         log_every=config.log_every)
         final = agent.policy(config.env_id)
-        final.save(Path(out) / "final_policy.pt.tmp")
-        replace_file(Path(out) / "final_policy.pt.tmp", Path(out) / "final_policy.pt")
+        final.save(Path(out) / "final_policy.pt")  # replaced whole
         return TrainResult(final, method, list(run.evaluations), Path(out))
 
 
