@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -23,7 +22,6 @@ from agents.experts import ExpertConfig
 from agents.harness import Schedule, TrainingRun
 from agents.interface import PolicyProfile
 from agents.logger import read_log
-from agents.policies import GaussianPolicy
 from agents.records import write_rows
 from agents.run_folder import RunLock, prepare_output_dir, prepare_output_file
 from agents.sac import SAC
