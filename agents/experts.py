@@ -12,7 +12,7 @@ Output folder::
     config.json        the ExpertConfig; a resumed run must share it (the step budget may grow)
     policy.pt          best policy so far (agents.policies.GaussianPolicy, weights only)
     logs/train.csv     step, critic_loss, actor_loss, alpha (own SAC: also critic_std), averaged over log_every steps
-    logs/eval.csv      step, return_mean, return_std, episodes
+    logs/eval.csv      step, return_mean, return_std, episodes, return_min, return_max
     logs/time.csv      step, steps_per_second, elapsed_seconds
     tensorboard/       the same metrics, tags train/..., eval/..., time/...
     evaluations.png    the learning curve (redrawn at every checkpoint)
@@ -142,7 +142,8 @@ def train_expert(config: ExpertConfig, out: str | Path, progress: bool = True) -
     -------
     TrainingResult
         ``policy_path`` (the best evaluated policy), ``best_return`` and ``evaluations``,
-        the rows of ``logs/eval.csv`` (``step``, ``return_mean``, ``return_std``, ``episodes``).
+        the rows of ``logs/eval.csv`` (``step``, ``return_mean``, ``return_std``, ``episodes``,
+        ``return_min``, ``return_max``).
     """
     from agents.sac import check_action_box, flushed_denormals
 

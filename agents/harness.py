@@ -35,6 +35,7 @@ from typing import Any, Callable, Protocol, TypeVar
 import numpy as np
 from tqdm.auto import tqdm
 
+from agents import plotting
 from agents.checkpoints import atomic_output, latest_checkpoint, staged_checkpoint
 from agents.config import check_resumable, write_config
 from agents.interface import Policy
@@ -43,12 +44,12 @@ from agents.run_folder import RunLock, prepare_output_dir
 from agents.rollout import evaluate
 
 PROGRESS_FILE = "progress.json"
+EVAL_KEYS = ("return_mean", "return_std", "episodes", "return_min", "return_max")
 T = TypeVar("T")
 
 
 def _folder(folder: Path) -> Path:
     return folder
-EVAL_KEYS = ("return_mean", "return_std", "episodes")
 
 
 class SavablePolicy(Policy, Protocol):
@@ -267,7 +268,7 @@ class TrainingRun:
         """Evaluate ``policy``, log ``eval/...`` at ``step`` and keep it as ``policy.pt`` if it is the best so far."""
         returns = evaluate(policy, self.eval_env, self.eval_episodes, seed=self.eval_seed, deterministic=True)
         row = {"step": int(step), "return_mean": float(returns.mean()), "return_std": float(returns.std()),
-               "episodes": len(returns)}
+               "episodes": len(returns), "return_min": float(returns.min()), "return_max": float(returns.max())}
         if self.reference_return:
             row["expert_fraction"] = row["return_mean"] / self.reference_return
         self.logger.log(step, {f"eval/{key}": value for key, value in row.items() if key != "step"})
@@ -292,30 +293,32 @@ class TrainingRun:
         self.plot()
 
     def plot(self) -> None:
-        """``evaluations.png``: the learning curve so far (mean +- std of the evaluation episodes)."""
+        """``evaluations.png``: the learning curve so far, shaded with mean +- std of the evaluation
+        episodes clipped to their lowest and highest return (a band past every episode's return would
+        show returns the policy never had); the legend, right of the axes, says so."""
         if not self.evaluations:
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         steps = np.array([r["step"] for r in self.evaluations])
         mean = np.array([r["return_mean"] for r in self.evaluations])
         std = np.array([r["return_std"] for r in self.evaluations])
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot(steps, mean, marker=".")
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.25, label="mean +- std over episodes")
+        # Logs written before return_min/return_max existed leave those points unclipped (NaN).
+        lowest = np.array([r.get("return_min", np.nan) for r in self.evaluations])
+        highest = np.array([r.get("return_max", np.nan) for r in self.evaluations])
+        figure, axes = plotting.new_figure(width=8, height=3.5)
+        axis = axes[0, 0]
+        line, = axis.plot(steps, mean, marker=".", label="mean return")
+        low, high = plotting.clipped_band(mean, std, lowest, highest)
+        plotting.draw_band(axis, steps, low, high, line.get_color(), alpha=0.25)
         if self.reference_return:
-            ax.axhline(self.reference_return, color="black", linestyle="--", linewidth=1, label="expert")
-        ax.legend(loc="best", fontsize=8)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel(f"deterministic return ({self.eval_episodes} episodes)")
-        ax.set_title(f"{self.title} (best {self.best_return:.1f})")
-        fig.tight_layout()
-        with atomic_output(self.out / "evaluations.png") as temporary:
-            fig.savefig(temporary, dpi=110, format="png")
-        plt.close(fig)
+            axis.axhline(self.reference_return, color="black", linestyle="--", linewidth=1, label="expert")
+        episodes = [int(r["episodes"]) for r in self.evaluations]
+        clipped = "their lowest..highest return" if not np.isnan(lowest).all() else ""
+        text = plotting.band_text(f"mean ± std of {plotting.count_text(episodes, 'episodes')}", clipped)
+        plotting.legend_outside(axis, extra=[plotting.band_handle(text)])
+        axis.set_xlabel("environment steps")
+        axis.set_ylabel("deterministic return")
+        axis.set_title(f"{self.title} (best {self.best_return:.1f})")
+        plotting.save_figure(figure, self.out / "evaluations.png")
 
     def close(self) -> None:
         """Flush and close the logs and the progress bar; release the run folder."""

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 from tqdm.auto import tqdm
 
-from agents import records, tabular
+from agents import plotting, records, tabular
 from agents.config import positive_int, setting
 from envs import games
 from envs.markov_game import MarkovGame
@@ -233,7 +233,7 @@ def summarise(rows: list[dict], policy: str = "sampled") -> dict[str, dict[str, 
                 if queries <= 0:
                     continue  # the budget did not buy a single iteration
                 gaps = np.array([r[f"gap_{policy}"] for r in runs])
-                half = stats.t.ppf(0.975, len(gaps) - 1) * gaps.std(ddof=1) / np.sqrt(len(gaps)) if len(gaps) > 1 else 0.0
+                half = plotting.t_half_width(gaps)
                 points.append((float(queries), float(gaps.mean()), float(half), len(gaps)))
             summary.setdefault(panel, {})[algo] = points
     return summary
@@ -244,38 +244,43 @@ COLORS = {"bc-uniform": "tab:orange", "bc-first": "tab:red", "mail-bro": "tab:bl
 
 
 def plot(rows: list[dict], path: Path, policy: str = "sampled") -> None:
-    """Nash gap against expert queries (log x), mean and 95% t-band over seeds, one panel per setting."""
-    import matplotlib
+    """Nash gap against expert queries (log x), mean and 95% t-band over seeds, one panel per setting.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    The panels share one symlog y-axis (linear near 0, logarithmic above), so that BC's gaps
+    of about 12 and the MAIL algorithms' gaps of a few hundredths are all visible; the bands
+    are clipped at 0 (no Nash gap is negative) and the legend, right of the panels, says what
+    they are.
+    """
     summary = summarise(rows, policy)
     panels = [panel for panel in _panel_order(rows) if panel in summary]
     columns = min(3, len(panels))
     lines = math.ceil(len(panels) / columns)
-    figure, axes = plt.subplots(lines, columns, figsize=(4.6 * columns, 3.6 * lines), squeeze=False)
+    figure, axes = plotting.new_figure(lines, columns, width=4.6 * columns + 2.2, height=3.6 * lines, sharey=True)
+    drawn, seeds = [], []
     for axis, panel in zip(axes.flat, panels):
         for algo, points in sorted(summary[panel].items()):
             if not points:
                 continue
-            x, mean, half, _ = map(np.array, zip(*points))
+            x, mean, half, counts = map(np.array, zip(*points))
             color = COLORS.get(algo)
             axis.plot(x, mean, marker="o", markersize=3, label=algo, color=color)
-            axis.fill_between(x, np.maximum(mean - half, 0), mean + half, alpha=0.2, color=color, linewidth=0)
+            low, high = plotting.clipped_band(mean, half, lower=0.0)
+            plotting.draw_band(axis, x, low, high, color)
+            drawn += [mean, low, high]
+            seeds += counts.tolist()
         axis.set_xscale("log")
         axis.set_title(panel, fontsize=10)
         axis.set_xlabel("expert queries")
-        axis.set_ylabel(f"Nash gap ({policy} iterate)")
-        axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)
+    for axis in axes[:, 0]:
+        axis.set_ylabel(f"Nash gap ({policy} iterate)")
     for axis in list(axes.flat)[len(panels):]:
         axis.axis("off")
-    axes.flat[0].legend(fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    floor = plotting.gap_scale(list(axes.flat)[:len(panels)], np.concatenate(drawn) if drawn else [])
+    bands = plotting.band_text(plotting.t_interval_text(0.95, seeds), "gaps >= 0") if seeds else None
+    legend = plotting.legend_outside(figure, extra=[plotting.band_handle(bands)] if bands else [])
+    legend.set_title(f"y: linear below {floor:g},\nlogarithmic above", prop={"size": 8})
+    plotting.save_figure(figure, path)
 
 
 def format_table(rows: list[dict]) -> str:

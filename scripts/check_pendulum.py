@@ -114,25 +114,27 @@ def main() -> None:
 
 
 def plot(rows: list[dict], learners: list[str], path: Path) -> None:
-    import matplotlib
+    """Mean return over seeds per learner, shaded from the worst to the best seed; legend right of the axes."""
+    from agents import plotting
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    figure, axes = plotting.new_figure(width=8, height=4)
+    ax = axes[0, 0]
+    seeds = []
     for color, learner in zip(("C0", "C1", "C2"), learners):
         mine = [r for r in rows if r["learner"] == learner]
         steps = sorted({r["step"] for r in mine})
-        curves = np.array([[r["return_mean"] for r in mine if r["seed"] == s] for s in sorted({r["seed"] for r in mine})])
+        seed_ids = sorted({r["seed"] for r in mine})
+        curves = np.array([[r["return_mean"] for r in mine if r["seed"] == s] for s in seed_ids])
         ax.plot(steps, curves.mean(axis=0), color=color, label=learner)
-        ax.fill_between(steps, curves.min(axis=0), curves.max(axis=0), color=color, alpha=0.2)
+        plotting.draw_band(ax, steps, curves.min(axis=0), curves.max(axis=0), color)
+        seeds.append(len(curves))
     ax.axhline(-300, color="grey", linestyle="--", linewidth=1, label="-300")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("deterministic return (10 episodes)")
-    ax.set_title("Pendulum-v1: mean over seeds, band = min..max")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    ax.set_title("Pendulum-v1: mean over seeds")
+    plotting.legend_outside(ax, extra=[plotting.band_handle(plotting.band_text(
+        f"min..max over {plotting.count_text(seeds, 'seeds')}"))])
+    plotting.save_figure(figure, path, dpi=120)
 
 
 if __name__ == "__main__":

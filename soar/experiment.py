@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy import stats
 from tqdm.auto import tqdm
 
-from agents import records
+from agents import plotting, records
 from agents.config import non_negative_float, positive_float, positive_int, setting
 from envs import mdps
 from envs.markov_game import MarkovGame
@@ -158,16 +157,20 @@ def format_threshold_table(table: list[ThresholdRow], fraction: float = 0.95) ->
 
 def plot_sweep(rows: list[dict], path: Path, title: str | None = None) -> None:
     """True value against MDP samples (left) and iterations (right): mean and 95%
-    t-interval over seeds, one curve per ensemble size, with the expert's value."""
-    import matplotlib
+    t-interval over seeds, one curve per ensemble size, with the expert's value.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    The bands are clipped to the values a policy of the MDP can have (:func:`soar.tabular.value_range`);
+    the legend, right of the panels, says what they are.
+    """
+    from matplotlib import colormaps
 
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     runs_by_size = sorted(_runs(rows).items())
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(runs_by_size)))
+    lower, upper = tabular.value_range(SweepConfig(env=rows[0]["env"]).make_env())
+    figure, axes = plotting.new_figure(1, 2, width=13, height=4.2, sharey=True)
+    axes = axes[0]
+    colors = colormaps["viridis"](np.linspace(0, 0.9, len(runs_by_size)))
     expert_value = rows[0]["expert_value"]
+    seeds = []
     for axis, x, label in zip(axes, ("samples", "iteration"), ("MDP samples", "iterations")):
         for color, (L, by_seed) in zip(colors, runs_by_size):
             runs = list(by_seed.values())
@@ -177,16 +180,16 @@ def plot_sweep(rows: list[dict], path: Path, title: str | None = None) -> None:
             mean = values.mean(axis=0)
             axis.plot(xs, mean, color=color, label=f"L = {L}", linewidth=1.2)
             if len(runs) > 1:
-                half = stats.t.ppf(0.975, len(runs) - 1) * values.std(axis=0, ddof=1) / np.sqrt(len(runs))
-                axis.fill_between(xs, mean - half, mean + half, color=color, alpha=0.12, linewidth=0)
+                low, high = plotting.clipped_band(mean, plotting.t_half_width(values), lower, upper)
+                plotting.draw_band(axis, xs, low, high, color, alpha=0.12)
+                seeds.append(len(runs))
         axis.axhline(expert_value, color="black", linestyle="--", label="expert")
         axis.axhline(0.95 * expert_value, color="gray", linestyle=":", label="95% of expert")
         axis.set_xlabel(label)
         axis.set_xscale("log")
     axes[0].set_ylabel("true value of the policy")
-    axes[1].legend(fontsize=8, loc="lower right")
+    bands = plotting.band_text(plotting.t_interval_text(0.95, seeds),
+                               f"the values a policy can have,\n[{lower:.3g}, {upper:.3g}]") if seeds else None
+    plotting.legend_outside(figure, extra=[plotting.band_handle(bands)] if bands else [])
     figure.suptitle(title or f"tabular SOAR on {rows[0]['env']}")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    plotting.save_figure(figure, path)

@@ -78,6 +78,19 @@ def policy_value(mdp: MarkovGame, policy: TabularPolicy | np.ndarray) -> float:
     return float(tabular.values(mdp, [policy])[0] @ mdp.initial)
 
 
+def value_range(mdp: MarkovGame) -> tuple[float, float]:
+    """The lowest and the highest value ``V^pi(rho_0)`` any policy has: the range a plotted value can take.
+
+    Both are attained by deterministic policies, the optimal ones for the reward and for its negation.
+    """
+    _check_mdp(mdp)
+    values = []
+    for sign in (-1.0, 1.0):
+        actions, _, _ = tabular.solve_mdp(mdp.transitions, sign * mdp.rewards[0], mdp.gamma)
+        values.append(policy_value(mdp, np.eye(mdp.num_actions[0])[actions]))
+    return values[0], values[1]
+
+
 # -------------------------------------------------------------- critics
 def optimistic_q(
     cost: np.ndarray, next_values: np.ndarray, gamma: float, optimism: float, std_clip: float = math.inf

@@ -259,7 +259,7 @@ def test_train_expert_logs_checkpoints_and_resumes_exactly(tmp_path, algorithm):
     resumed = train_expert(tiny_expert(algorithm=algorithm), tmp_path / "resumed", progress=False)
     assert [row["step"] for row in resumed.evaluations] == [100, 200, 300]
     assert resumed.evaluations == straight.evaluations
-    assert set(resumed.evaluations[0]) == {"step", "return_mean", "return_std", "episodes"}
+    assert set(resumed.evaluations[0]) == {"step", "return_mean", "return_std", "episodes", "return_min", "return_max"}
     for out in ("straight", "resumed"):
         logs = tmp_path / out / "logs"
         assert [row["step"] for row in read_log(logs / "train.csv")] == [50, 100, 150, 200, 250, 300]

@@ -58,7 +58,7 @@ class TrainResult:
         The learned reward (the method object): ``reward.reward(obs, actions, next_obs)``.
     history:
         The evaluations: dicts of ``step``, ``return_mean``, ``return_std``, ``episodes``,
-        ``expert_fraction``.
+        ``return_min``, ``return_max`` (over the episodes), ``expert_fraction``.
     out:
         The run's folder (config, logs, checkpoints; see :mod:`agents.harness`).
     """

@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
+from agents import plotting
 from agents.logger import read_log
 from soar.deep.config import TrainConfig, read_config
 
 
 @dataclass(frozen=True)
 class Run:
-    """One run folder: its settings, evaluation rows and the expert's return."""
+    """One run folder: its settings, evaluation rows and the expert's return.
+
+    ``lowest`` and ``highest`` are the smallest and largest episode return of each
+    evaluation (NaN where the log predates them).
+    """
 
     path: Path
     config: TrainConfig
     steps: np.ndarray
     returns: np.ndarray
     expert_return: float
+    lowest: np.ndarray
+    highest: np.ndarray
 
     @property
     def group(self) -> tuple[str, str, int]:
@@ -42,53 +49,84 @@ def find_runs(paths: list[Path]) -> list[Run]:
         rows = read_log(folder / "logs" / "eval.csv")
         expert = json.loads((folder / "expert.json").read_text())["return_mean"]
         runs.append(Run(folder, read_config(folder / "config.json"), np.array([r["step"] for r in rows]),
-                        np.array([r["return_mean"] for r in rows]), float(expert)))
+                        _column(rows, "return_mean"), float(expert),
+                        _column(rows, "return_min"), _column(rows, "return_max")))
     return runs
 
 
-def summarise(runs: list[Run]) -> dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
-    """Per group: steps every seed reached, mean return and 95% t half-width over seeds, number of seeds."""
+def _column(rows: list[dict], key: str) -> np.ndarray:
+    """``key`` of every row; NaN in rows that lack it (logs written before the column existed)."""
+    return np.array([row.get(key, math.nan) for row in rows], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A group's learning curve over its seeds, at the steps every seed reached.
+
+    ``half`` is the 95% t-interval's half-width; ``lowest`` and ``highest`` the extreme
+    episode returns any seed had there (NaN where not logged): the band stays within them.
+    """
+
+    steps: np.ndarray
+    mean: np.ndarray
+    half: np.ndarray
+    seeds: int
+    lowest: np.ndarray
+    highest: np.ndarray
+
+
+def summarise(runs: list[Run]) -> dict[tuple[str, str, int], Curve]:
+    """Per group (env, method, critics): mean return and 95% t half-width over seeds."""
     groups: dict[tuple[str, str, int], list[Run]] = {}
     for run in runs:
         groups.setdefault(run.group, []).append(run)
     summary = {}
     for group, members in sorted(groups.items()):
         common = sorted(set.intersection(*(set(m.steps.tolist()) for m in members)))
-        table = np.array([[m.returns[list(m.steps).index(s)] for s in common] for m in members])
-        mean = table.mean(axis=0)
-        if len(members) > 1:
-            half = stats.t.ppf(0.975, len(members) - 1) * table.std(axis=0, ddof=1) / np.sqrt(len(members))
-        else:
-            half = np.zeros_like(mean)
-        summary[group] = (np.array(common), mean, half, len(members))
+        at = [[list(m.steps).index(s) for s in common] for m in members]
+        table = np.array([m.returns[i] for m, i in zip(members, at)])
+        # fmin/fmax skip NaN (a log that predates the column): a step no seed logged stays NaN, unbounded.
+        lowest = np.fmin.reduce(np.array([m.lowest[i] for m, i in zip(members, at)]), axis=0)
+        highest = np.fmax.reduce(np.array([m.highest[i] for m, i in zip(members, at)]), axis=0)
+        summary[group] = Curve(np.array(common), table.mean(axis=0), plotting.t_half_width(table), len(members),
+                               lowest, highest)
     return summary
 
 
 def plot_runs(runs: list[Run], path: Path) -> None:
-    """One panel per environment; a line per (method, critics) with its 95% band; the expert dashed."""
-    import matplotlib
+    """One panel per environment; a line per (method, critics) with its 95% band; the expert dashed.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    A band is a t-interval of the mean over seeds, clipped to the range of the episode
+    returns the seeds had where the logs hold it: a Gymnasium task does not state the range
+    its returns can take, and a band past every return any evaluated episode had would show
+    returns no policy reached. Each panel's legend, right of it, says what the band is.
+    """
     summary = summarise(runs)
     environments = sorted({group[0] for group in summary})
-    figure, axes = plt.subplots(1, len(environments), figsize=(5.5 * len(environments), 4), squeeze=False)
+    figure, axes = plotting.new_figure(1, len(environments), width=8 * len(environments), height=4)
     for axis, env_id in zip(axes[0], environments):
-        for (env, method, critics), (steps, mean, half, seeds) in summary.items():
+        seeds, clipped = [], False
+        for (env, method, critics), curve in summary.items():
             if env != env_id:
                 continue
-            label = f"{method} {'SOAR L=' + str(critics) if critics > 1 else 'base (L=1)'} ({seeds} seed{'s' * (seeds > 1)})"
-            line, = axis.plot(steps, mean, label=label)
-            axis.fill_between(steps, mean - half, mean + half, alpha=0.2, color=line.get_color(), linewidth=0)
+            variant = f"SOAR L={critics}" if critics > 1 else "base (L=1)"
+            label = f"{method} {variant} ({plotting.count_text(curve.seeds, 'seeds')})"
+            line, = axis.plot(curve.steps, curve.mean, label=label)
+            if curve.seeds > 1:
+                low, high = plotting.clipped_band(curve.mean, curve.half, curve.lowest, curve.highest)
+                plotting.draw_band(axis, curve.steps, low, high, line.get_color())
+                seeds.append(curve.seeds)
+                clipped = clipped or not np.isnan(curve.lowest).all()
         expert = np.mean([run.expert_return for run in runs if run.config.env_id == env_id])
         axis.axhline(expert, color="black", linestyle="--", linewidth=1, label=f"expert ({expert:.0f})")
         axis.set_title(env_id)
         axis.set_xlabel("environment steps used for learning")
-        axis.set_ylabel("deterministic return (band: 95% t-interval over seeds)")
+        axis.set_ylabel("deterministic return")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="lower right")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+        extra = []
+        if seeds:
+            text = plotting.band_text(plotting.t_interval_text(0.95, seeds),
+                                      "the episode returns seen" if clipped else "")
+            extra.append(plotting.band_handle(text))
+        plotting.legend_outside(axis, extra=extra, fontsize=7)
+    plotting.save_figure(figure, path)
