@@ -35,6 +35,7 @@ from agents.logger import check_finite
 from agents.policies import GaussianPolicy
 from agents.rollout import collect
 from agents.sac import SAC, flushed_denormals, resolve_device
+from agents.untrusted import first_non_finite, load_torch
 from soar.deep.config import TrainConfig, build_config
 from soar.deep.csil import CSIL
 from soar.deep.demos import load_expert
@@ -102,15 +103,10 @@ def _expert_tensors(demos: Demonstrations, env: gym.Env, device: torch.device) -
             "next_obs": torch.from_numpy(flat["next_obs"]).to(device)}
 
 
-def _check_weights(state: Any, where: str, step: int, name: str = "") -> None:
+def _check_weights(state: Any, where: str, step: int) -> None:
     """``FloatingPointError`` naming the first non-finite tensor in a (nested) state dict."""
-    if isinstance(state, dict):
-        for key, value in state.items():
-            _check_weights(value, where, step, f"{name}.{key}" if name else str(key))
-    elif isinstance(state, (list, tuple)):
-        for index, value in enumerate(state):
-            _check_weights(value, where, step, f"{name}.{index}")
-    elif isinstance(state, torch.Tensor) and state.is_floating_point() and not torch.isfinite(state).all():
+    name = first_non_finite(state)  # the loaders' check (agents.untrusted), so no checkpoint written is refused
+    if name is not None:
         raise FloatingPointError(f"{where}: non-finite {name} at step {step}; stopping without writing this "
                                  "checkpoint (the last one is intact and the run resumes from it)")
 
@@ -163,9 +159,10 @@ def run_training(
         else:
             agent = SAC.load(folder / "agent.pt", env, reward_fn=method.reward, device=config.device)
             try:
-                method.load_state_dict(torch.load(folder / "method.pt", weights_only=True, map_location=device))
+                # Sizes checked, NaN or infinite weights refused, no code run (agents.untrusted).
+                method.load_state_dict(load_torch(folder / "method.pt"))
                 loop_state = json.loads((folder / "loop.json").read_text())
-            except Exception as error:  # corrupt, foreign or unsafe file: weights_only refuses code
+            except Exception as error:  # corrupt, foreign or unsafe file
                 if not str(error).strip():
                     error = type(error).__name__
                 raise ValueError(f"cannot resume from {folder}: {str(error).strip().splitlines()[0]}") from None
@@ -179,8 +176,12 @@ def run_training(
 
         def save(staging: Path) -> None:
             # A weight that became NaN in this step's update is caught here, not after the checkpoint.
+            # Everything the loaders check (SAC.load, method.pt), so a checkpoint written is one they accept.
             _check_weights({"reward": method.state_dict(), "actor": agent.actor.state_dict(),
-                            "critic": agent.critic.state_dict()}, f"{config.method} checkpoint", used())
+                            "critic": agent.critic.state_dict(), "critic_target": agent.critic_target.state_dict(),
+                            "actor_optimizer": agent.actor_optimizer.state_dict(),
+                            "critic_optimizer": agent.critic_optimizer.state_dict(), "log_alpha": agent.log_alpha},
+                           f"{config.method} checkpoint", used())
             agent.new_episode(episode_seed(config.seed, agent.num_timesteps))
             agent.save(staging / "agent.pt", include_buffer=True)
             torch.save(method.state_dict(), staging / "method.pt")
