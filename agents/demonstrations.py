@@ -1,8 +1,8 @@
 """Expert demonstrations: one file format, rollouts that make it, converters to other layouts.
 
-File format (``.npz``, read with ``allow_pickle=False``; version 1). ``N`` trajectories,
-trajectory ``i`` has ``T_i`` transitions and ``T_i + 1`` observations; arrays are the
-trajectories concatenated in order:
+File format (``.npz``, version 1; read by :func:`agents.untrusted.read_npz`: never unpickled,
+sizes checked before anything is allocated). ``N`` trajectories, trajectory ``i`` has ``T_i``
+transitions and ``T_i + 1`` observations; arrays are the trajectories concatenated in order:
 
 =================  ==========================  =============================================
 key                shape / dtype               meaning
@@ -35,9 +35,11 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from agents.checkpoints import atomic_output
+from agents.untrusted import RefusedFile, read_npz
 
 FORMAT = "soar-mail/demonstrations/1"
 _ARRAY_KEYS = ("obs", "acts", "rewards", "lengths", "terminated", "truncated", "format")
+_OPTIONAL_KEYS = ("env_id", "return_mean", "return_std", "source")
 
 
 @dataclass(frozen=True)
@@ -137,56 +139,87 @@ class Demonstrations:
 
 # ---------------------------------------------------------------- file format
 def save_demonstrations(demos: Demonstrations, path: str | Path) -> None:
-    """Write ``demos`` in the format of the module docstring (compressed)."""
+    """Write ``demos`` in the format of the module docstring (compressed).
+
+    The arrays go through the loader's own checks before anything is written, and the
+    written file is read back by :func:`load_demonstrations` before it replaces ``path``:
+    a file this writes is always one the loader accepts (``ValueError`` otherwise, and
+    ``path`` is left as it was).
+    """
     path = Path(path)
+    arrays = _demonstration_arrays(demos)
+    _check_arrays(arrays, f"cannot write {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as temporary:
+        with open(temporary, "wb") as handle:  # a handle, so numpy does not append ".npz" to other names
+            np.savez_compressed(handle, **arrays)
+        load_demonstrations(temporary)
+
+
+def _demonstration_arrays(demos: Demonstrations) -> dict[str, np.ndarray]:
     ts = demos.trajectories
-    with atomic_output(path) as temporary, open(temporary, "wb") as handle:  # a handle: no ".npz" appended
-        _write_arrays(handle, ts, demos)
-
-
-def _write_arrays(handle, ts: list[Trajectory], demos: Demonstrations) -> None:
-    np.savez_compressed(
-        handle,
-        obs=np.concatenate([t.obs for t in ts]).astype(np.float32),
-        acts=np.concatenate([t.acts for t in ts]).astype(np.float32),
-        rewards=np.concatenate([t.rewards for t in ts]).astype(np.float32),
-        lengths=np.array([len(t) for t in ts], dtype=np.int64),
-        terminated=np.array([t.terminated for t in ts]),
-        truncated=np.array([t.truncated for t in ts]),
-        env_id=np.array(demos.env_id),
-        return_mean=np.array(demos.return_mean),
-        return_std=np.array(demos.return_std),
-        source=np.array(demos.source),
-        format=np.array(FORMAT),
-    )
+    return {
+        "obs": np.concatenate([t.obs for t in ts]).astype(np.float32),
+        "acts": np.concatenate([t.acts for t in ts]).astype(np.float32),
+        "rewards": np.concatenate([t.rewards for t in ts]).astype(np.float32),
+        "lengths": np.array([len(t) for t in ts], dtype=np.int64),
+        "terminated": np.array([t.terminated for t in ts]),
+        "truncated": np.array([t.truncated for t in ts]),
+        "env_id": np.array(demos.env_id),
+        "return_mean": np.array(demos.return_mean),
+        "return_std": np.array(demos.return_std),
+        "source": np.array(demos.source),
+        "format": np.array(FORMAT),
+    }
 
 
 def load_demonstrations(path: str | Path) -> Demonstrations:
     """Read a file written by :func:`save_demonstrations`, checking every array against the others.
 
     Raises ``ValueError`` naming the file and the problem for anything that is not a
-    consistent demonstration file (and never unpickles: ``allow_pickle=False``).
+    consistent demonstration file. Only the arrays of the format are read, through
+    :func:`agents.untrusted.read_npz`: never unpickled, and no size the file declares is
+    allocated before it is checked.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no demonstration file at {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except Exception as error:
-        raise ValueError(f"{path} is not a readable .npz demonstration file: {error}") from None
+        arrays = read_npz(path, _ARRAY_KEYS + _OPTIONAL_KEYS)
+    except RefusedFile as error:
+        raise ValueError(f"{path} is not a readable .npz demonstration file: {error.problem}") from None
+    lengths = _check_arrays(arrays, str(path))
+    obs, acts, rewards = arrays["obs"], arrays["acts"], arrays["rewards"]
+    obs_starts = np.concatenate([[0], np.cumsum(lengths + 1)])
+    act_starts = np.concatenate([[0], np.cumsum(lengths)])
+    trajectories = [
+        Trajectory(
+            obs[obs_starts[i]: obs_starts[i + 1]], acts[act_starts[i]: act_starts[i + 1]],
+            rewards[act_starts[i]: act_starts[i + 1]],
+            bool(arrays["terminated"][i]), bool(arrays["truncated"][i]),
+        )
+        for i in range(len(lengths))
+    ]
+    text = {k: str(arrays[k]) if k in arrays else "" for k in ("env_id", "source")}
+    return Demonstrations(trajectories, env_id=text["env_id"], source=text["source"])
+
+
+def _check_arrays(arrays: dict[str, np.ndarray], where: str) -> np.ndarray:
+    """The loader's checks of a demonstration file's arrays (the writer runs them too); returns ``lengths`` as int64.
+
+    Raises ``ValueError`` starting with ``where`` and naming every problem found.
+    """
     missing = [k for k in _ARRAY_KEYS if k not in arrays]
     if missing:
-        raise ValueError(f"{path} is not a demonstration file: missing arrays {missing}")
+        raise ValueError(f"{where} is not a demonstration file: missing arrays {missing}")
     if str(arrays["format"]) != FORMAT:
-        raise ValueError(f"{path} has format {str(arrays['format'])!r}, this toolkit reads {FORMAT!r}")
+        raise ValueError(f"{where} has format {str(arrays['format'])!r}, this toolkit reads {FORMAT!r}")
     for key in ("obs", "acts", "rewards"):
         if not np.issubdtype(arrays[key].dtype, np.number):
-            raise ValueError(f"{path}: {key} must be numbers, got dtype {arrays[key].dtype}")
+            raise ValueError(f"{where}: {key} must be numbers, got dtype {arrays[key].dtype}")
     lengths = arrays["lengths"]
     if lengths.ndim != 1 or len(lengths) == 0 or not np.issubdtype(lengths.dtype, np.integer) or np.any(lengths < 0):
-        raise ValueError(f"{path}: lengths must be a non-empty 1-D integer array of counts >= 0, got {lengths!r}")
+        raise ValueError(f"{where}: lengths must be a non-empty 1-D integer array of counts >= 0, got {lengths!r}")
     lengths = lengths.astype(np.int64)
     obs, acts, rewards = arrays["obs"], arrays["acts"], arrays["rewards"]
     n = len(lengths)
@@ -199,8 +232,9 @@ def load_demonstrations(path: str | Path) -> Demonstrations:
             f"{lengths.sum() + n} rows, acts and rewards {lengths.sum()}; got {len(obs)}, {len(acts)}, {rewards.shape}"
         )
     for key in ("terminated", "truncated"):
-        if arrays[key].shape != (n,):
-            problems.append(f"{key} must have one flag per trajectory ({n}), got shape {arrays[key].shape}")
+        if arrays[key].shape != (n,) or arrays[key].dtype != bool:
+            problems.append(f"{key} must have one flag per trajectory ({n} booleans), got shape {arrays[key].shape} "
+                            f"of {arrays[key].dtype}")
     for key in ("obs", "acts", "rewards"):
         if not np.all(np.isfinite(arrays[key])):
             problems.append(f"{key} holds NaN or infinite values")
@@ -208,19 +242,8 @@ def load_demonstrations(path: str | Path) -> Demonstrations:
     if len(both):
         problems.append(f"trajectory {both[0]} is marked both terminated and truncated")
     if problems:
-        raise ValueError(f"{path}: " + "; ".join(problems))
-    obs_starts = np.concatenate([[0], np.cumsum(lengths + 1)])
-    act_starts = np.concatenate([[0], np.cumsum(lengths)])
-    trajectories = [
-        Trajectory(
-            obs[obs_starts[i]: obs_starts[i + 1]], acts[act_starts[i]: act_starts[i + 1]],
-            rewards[act_starts[i]: act_starts[i + 1]],
-            bool(arrays["terminated"][i]), bool(arrays["truncated"][i]),
-        )
-        for i in range(n)
-    ]
-    text = {k: str(arrays[k]) if k in arrays else "" for k in ("env_id", "source")}
-    return Demonstrations(trajectories, env_id=text["env_id"], source=text["source"])
+        raise ValueError(f"{where}: " + "; ".join(problems))
+    return lengths
 
 
 # ----------------------------------------------------------------- converters

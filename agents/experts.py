@@ -26,6 +26,7 @@ A checkpoint ends the current training episode (see :func:`agents.harness.episod
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +38,7 @@ from agents.config import non_negative_int, positive_int, setting
 from agents.demonstrations import Demonstrations, load_demonstrations
 from agents.harness import PROGRESS_FILE, Schedule, TrainingRun, episode_seed, read_progress
 from agents.logger import MetricWindow, check_finite
+from agents.untrusted import check_zip_members, read_npz
 
 if TYPE_CHECKING:
     from agents.policies import GaussianPolicy
@@ -286,21 +288,33 @@ def _save_sb3_checkpoint(model, folder: Path) -> None:
     (folder / "state.json").write_text(json.dumps(state))
 
 
+def _read_arrays(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of a checkpoint's ``.npz`` file (:func:`agents.untrusted.read_npz`), all required."""
+    data = read_npz(path, names)
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise ValueError(f"{path.name} lacks the arrays {missing}")
+    return data
+
+
 def _load_sb3_checkpoint(model, folder: Path) -> None:
     """Restore what :func:`_save_sb3_checkpoint` wrote into ``folder`` (``ValueError`` naming it if it cannot)."""
     import torch
 
     try:
+        # Declared sizes first (SB3 then reads the .pth members with weights_only=True).
+        with zipfile.ZipFile(folder / "model.zip") as archive:
+            check_zip_members(archive, archive.namelist(), str(folder / "model.zip"))
         model.set_parameters(str(folder / "model.zip"), exact_match=True)
         state = json.loads((folder / "state.json").read_text())
         buffer = model.replay_buffer
-        with np.load(folder / "buffer.npz", allow_pickle=False) as data:
-            for name in _SB3_BUFFER_FIELDS:
-                if len(data[name]) > buffer.buffer_size:
-                    raise ValueError(f"{len(data[name])} transitions for a buffer of {buffer.buffer_size}")
-                getattr(buffer, name)[: len(data[name])] = data[name]
-        with np.load(folder / "rng.npz", allow_pickle=False) as data:
-            torch_rng, numpy_keys = torch.from_numpy(data["torch"].copy()), data["numpy_keys"]
+        data = _read_arrays(folder / "buffer.npz", _SB3_BUFFER_FIELDS)
+        for name in _SB3_BUFFER_FIELDS:
+            if len(data[name]) > buffer.buffer_size:
+                raise ValueError(f"{len(data[name])} transitions for a buffer of {buffer.buffer_size}")
+            getattr(buffer, name)[: len(data[name])] = data[name]
+        data = _read_arrays(folder / "rng.npz", ("torch", "numpy_keys"))
+        torch_rng, numpy_keys = torch.from_numpy(data["torch"]), data["numpy_keys"]
         numpy_rng = state["numpy_rng"]
         np.random.set_state(("MT19937", numpy_keys, numpy_rng["pos"], numpy_rng["has_gauss"],
                              numpy_rng["cached_gaussian"]))
@@ -309,7 +323,7 @@ def _load_sb3_checkpoint(model, folder: Path) -> None:
         buffer.pos, buffer.full = int(state["pos"]), bool(state["full"])
         model.num_timesteps, model._n_updates = int(state["num_timesteps"]), int(state["n_updates"])
         log_ent_coef = float(state["log_ent_coef"])
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, zipfile.BadZipFile) as error:
         lines = str(error).strip().splitlines()
         raise ValueError(lines[0] if lines else type(error).__name__) from None
     with torch.no_grad():

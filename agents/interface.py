@@ -13,7 +13,7 @@ toolkit (``envs``, ``agents.tabular``, ``soar.tabular``, ``mail``) never loads i
 
 from __future__ import annotations
 
-import zipfile
+import re
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence, overload, runtime_checkable
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from agents.checkpoints import atomic_output
 from agents.sampling import sample_categorical
+from agents.untrusted import RefusedFile, read_npz
 from envs.markov_game import check_distribution_rows
 
 PROFILE_FORMAT = "soar-mail/tabular-profile/1"
@@ -200,15 +201,17 @@ class PolicyProfile(Sequence[TabularPolicy]):
 
     @classmethod
     def load(cls, path: str | Path) -> "PolicyProfile":
-        """Read a profile written by :meth:`save` (``allow_pickle=False``: no code runs)."""
+        """Read a profile written by :meth:`save` (:func:`agents.untrusted.read_npz`: no code runs, sizes checked)."""
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
-                if "format" not in data.files or str(data["format"]) != PROFILE_FORMAT:
-                    raise ValueError(f"not a policy profile file (format {PROFILE_FORMAT!r})")
-                count = sum(1 for name in data.files if name.startswith("player_"))
-                return cls([data[f"player_{i}"] for i in range(count)])
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            data = read_npz(path, lambda name: name == "format" or re.fullmatch(r"player_\d+", name) is not None)
+            if "format" not in data or str(data["format"]) != PROFILE_FORMAT:
+                raise ValueError(f"not a policy profile file (format {PROFILE_FORMAT!r})")
+            count = sum(1 for name in data if name.startswith("player_"))
+            return cls([data[f"player_{i}"] for i in range(count)])
+        except RefusedFile as error:
+            raise ValueError(f"cannot read a policy profile from {path}: {error.problem}") from None
+        except (KeyError, ValueError) as error:
             raise ValueError(f"cannot read a policy profile from {path}: {error}") from None
 
 

@@ -36,7 +36,11 @@ from agents.checkpoints import atomic_output
 from agents.logger import MetricWindow, RunLogger, check_finite
 from agents.networks import EnsembleMLP, TanhGaussianActor
 from agents.optimism import check_optimism, optimistic_value
-from agents.policies import GaussianPolicy
+from agents.policies import GaussianPolicy, mlp_actor_layout
+from agents.untrusted import (
+    MAX_BATCH_SIZE, MAX_BUFFER_SIZE, MAX_CRITICS, RefusedFile, check_stored_count, check_stored_floats,
+    check_stored_widths, first_non_finite, load_torch,
+)
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[["SAC"], "bool | None"]
@@ -111,6 +115,39 @@ class ReplayBuffer:
             torch.from_numpy(array[indices])
             for array in (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)
         )
+
+
+def _check_stored_sizes(state: dict, source: str, overrides: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose stored sizes would make :meth:`SAC.load` allocate more than its own weights
+    (or a replay buffer beyond :data:`agents.untrusted.MAX_BUFFER_SIZE`) before they are read.
+
+    The hidden widths and number of critics it declares must be those of its actor and
+    critic tensors; values given as ``overrides`` are the caller's and are not checked.
+    """
+    stored = state["hyperparameters"]
+    for name, limit in (("buffer_size", MAX_BUFFER_SIZE), ("batch_size", MAX_BATCH_SIZE)):
+        if name not in overrides and name in stored:
+            check_stored_count(stored[name], name, source, limit)
+    hidden = check_stored_widths(stored.get("hidden", []), "hidden", source)
+    critics = check_stored_count(stored.get("num_critics"), "num_critics", source, MAX_CRITICS)
+    batch_size = overrides.get("batch_size", stored.get("batch_size", 1))
+    check_stored_floats(int(batch_size) * 2 * critics * max(hidden, default=1), "the critics' minibatch activations",
+                        source)
+    try:
+        actor_hidden = mlp_actor_layout(state["actor"], "trunk.", ("mean", "log_std"), {"scale", "offset"})[2]
+        critic = state["critic"]
+        count = len(critic) // 2
+        layers = [tuple(critic[f"layers.{i}.weight"].shape) for i in range(count)]
+        expected = {f"layers.{i}.{kind}" for i in range(count) for kind in ("weight", "bias")}
+        if not layers or set(critic) != expected or any(len(shape) != 3 for shape in layers):
+            raise ValueError("the critic is not an ensemble of stacked layers")
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"{source} does not hold this SAC's networks ({error})") from None
+    critic_hidden = tuple(shape[2] for shape in layers[:-1])
+    if actor_hidden != hidden or critic_hidden != hidden or any(shape[0] != 2 * critics for shape in layers):
+        raise ValueError(f"{source} declares hidden widths {list(hidden)} and {critics} critics, its weights have "
+                         f"actor widths {list(actor_hidden)}, critic widths {list(critic_hidden)} and "
+                         f"{layers[0][0]} critic members")
 
 
 class SAC:
@@ -443,10 +480,15 @@ class SAC:
     @staticmethod
     def _read(path: str | Path) -> dict:
         try:
-            state = torch.load(path, weights_only=True, map_location="cpu")
-        except Exception as error:  # corrupt or foreign file
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ValueError(f"{path} is not a readable SAC checkpoint ({first_line})") from None
+            state = load_torch(path, finite=False)  # weights_only=True, sizes checked
+        except RefusedFile as error:
+            raise ValueError(f"{path} is not a readable SAC checkpoint ({error.problem})") from None
+        # NaN or infinite weights, optimiser moments or entropy coefficient are refused; the replay buffer is
+        # data (an imitation run stores environment rewards it never reads, whatever they are).
+        bad = first_non_finite({k: v for k, v in state.items() if not str(k).startswith("buffer_")}) \
+            if isinstance(state, dict) else None
+        if bad is not None:
+            raise ValueError(f"{path} is not a readable SAC checkpoint ({bad} holds NaN or infinite values)")
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a SAC checkpoint of this toolkit (format {CHECKPOINT_FORMAT!r})")
         if not isinstance(state.get("hyperparameters"), dict):
@@ -460,7 +502,9 @@ class SAC:
         Parameters
         ----------
         path:
-            The file (never unpickled: ``torch.load(..., weights_only=True)``).
+            The file (never unpickled: ``torch.load(..., weights_only=True)``; sizes it declares are
+            checked against its tensors and limits before anything is built, and NaN or infinite
+            tensors are refused).
         env:
             The environment to act in (not stored in the file).
         overrides:
@@ -471,6 +515,7 @@ class SAC:
         unknown = sorted(set(overrides) - set(state["hyperparameters"]) - {"reward_fn"})
         if unknown:
             raise ValueError(f"SAC.load got unknown arguments {unknown}")
+        _check_stored_sizes(state, str(path), overrides)
         try:
             agent = cls(env, **{**state["hyperparameters"], **overrides})
         except TypeError as error:  # hyperparameters of another version of this class

@@ -1,14 +1,13 @@
 """Tabular demonstrations: expert states and joint actions of a Markov game (an MDP when n = 1).
 
 What tabular SOAR-IL matches occupancies against and what behavioural cloning counts.
-File format (``.npz``, read with ``allow_pickle=False``): ``states (N,)`` int64,
-``actions (N, n)`` int64, ``source`` (0-d str) and ``format`` =
-``"soar-mail/tabular-demonstrations/1"``.
+File format (``.npz``, read by :func:`agents.untrusted.read_npz`: never unpickled, sizes
+checked): ``states (N,)`` int64, ``actions (N, n)`` int64, ``source`` (0-d str) and
+``format`` = ``"soar-mail/tabular-demonstrations/1"``.
 """
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +16,7 @@ import numpy as np
 
 from agents.checkpoints import atomic_output
 from agents.demonstrations import Trajectory
+from agents.untrusted import RefusedFile, read_npz
 from envs.markov_game import MarkovGame
 
 FORMAT = "soar-mail/tabular-demonstrations/1"
@@ -113,13 +113,16 @@ class TabularDemonstrations:
         if not path.is_file():
             raise FileNotFoundError(f"no tabular demonstration file at {path}")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                missing = [k for k in ("states", "actions", "format") if k not in data.files]
-                if missing:
-                    raise ValueError(f"missing arrays {missing}")
-                if str(data["format"]) != FORMAT:
-                    raise ValueError(f"format {str(data['format'])!r}, this toolkit reads {FORMAT!r}")
-                source = str(data["source"]) if "source" in data.files else ""
-                return cls(data["states"], data["actions"], source)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            data = read_npz(path, ("states", "actions", "source", "format"))
+        except RefusedFile as error:
+            raise ValueError(f"{path} is not a tabular demonstration file: {error.problem}") from None
+        missing = [k for k in ("states", "actions", "format") if k not in data]
+        if missing:
+            raise ValueError(f"{path} is not a tabular demonstration file: missing arrays {missing}")
+        if str(data["format"]) != FORMAT:
+            raise ValueError(f"{path} is not a tabular demonstration file: format {str(data['format'])!r}, "
+                             f"this toolkit reads {FORMAT!r}")
+        try:
+            return cls(data["states"], data["actions"], str(data.get("source", "")))
+        except ValueError as error:
             raise ValueError(f"{path} is not a tabular demonstration file: {error}") from None

@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demonstration file (format: agents/demonstrations.py).",
     )
     rollout.add_argument("--policy", type=Path, required=True, help="policy file")
-    rollout.add_argument("--env", default=None, help="Gymnasium id (default: the one stored in the policy file)")
+    rollout.add_argument("--env", default=None,
+                         help="Gymnasium id (default: the one stored in the policy file, unless it names a module "
+                         "to import, 'module:Env-v0', which runs only when given here)")
     rollout.add_argument("--episodes", type=positive_int, default=16, help="episodes (default: %(default)s)")
     rollout.add_argument("--seed", type=int, default=0, help="first reset seed (default: %(default)s)")
     rollout.add_argument("--stochastic", action="store_true",
@@ -118,13 +120,15 @@ def run_expert_rollout(args: argparse.Namespace) -> None:
     from agents.demonstrations import Demonstrations, save_demonstrations
     from agents.policies import load_policy
     from agents.rollout import collect
+    from agents.untrusted import checked_env_id
 
     try:
         prepare_output_file(args.out)
         policy = load_policy(args.policy)
-        env_id = args.env or policy.env_id
-        if not env_id:
+        if not (args.env or policy.env_id):
             raise ValueError(f"{args.policy} does not record its environment: pass --env")
+        # The id stored in the file is data: it may not name a module to import unless the user typed it.
+        env_id = args.env or checked_env_id(policy.env_id, str(args.policy))
         env = gymnasium.make(env_id)
         if env.observation_space.shape != (policy.obs_dim,) or env.action_space.shape != (policy.act_dim,):
             raise ValueError(
@@ -134,11 +138,11 @@ def run_expert_rollout(args: argparse.Namespace) -> None:
         mode = "stochastic" if args.stochastic else "deterministic"
         trajectories = collect(policy, env, args.episodes, seed=args.seed, deterministic=not args.stochastic,
                                progress=not args.no_progress)
+        demos = Demonstrations(trajectories, env_id=env_id,
+                               source=f"{args.policy.name}, {mode}, seeds {args.seed}..{args.seed + args.episodes - 1}")
+        save_demonstrations(demos, args.out)  # checked by the loader's own checks: never an unloadable file
     except (*gymnasium_errors(), FileNotFoundError) as error:
         raise SystemExit(f"soar expert rollout: {error}") from None
-    demos = Demonstrations(trajectories, env_id=env_id,
-                           source=f"{args.policy.name}, {mode}, seeds {args.seed}..{args.seed + args.episodes - 1}")
-    save_demonstrations(demos, args.out)
     print(f"wrote {args.out}: {demos.summary()}")
 
 

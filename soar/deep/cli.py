@@ -24,7 +24,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--critics 4 SOAR's optimistic critic ensemble. Settings: the defaults below, then the environment's "
         "YAML file in soar/deep/configs/, then the options given, then --set. Writes config.json, logs/*.csv, "
         "tensorboard/, checkpoint/, policy.pt (best evaluation), final_policy.pt and evaluations.png to --out; "
-        "'soar train --resume DIR' continues a killed run.",
+        "'soar train --resume DIR' continues a killed run (pass its --env too if the stored id names a module "
+        "to import, 'module:Env-v0').",
     )
     add_arguments(train, TrainConfig, only_given=True)
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -39,6 +40,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                    "episodes of the run's environment; print the return and its fraction of the "
                                    "expert's.")
     evaluate.add_argument("dir", type=Path, help="a folder written by soar train")
+    evaluate.add_argument("--env", default=None,
+                          help="the run's Gymnasium id, to confirm one that names a module to import "
+                          "('module:Env-v0'); ids read from config.json never import code otherwise")
     evaluate.add_argument("--episodes", type=positive_int, default=20, help="episodes (default: %(default)s)")
     evaluate.add_argument("--seed", type=int, default=0, help="first reset seed (default: %(default)s)")
     evaluate.add_argument("--final", action="store_true", help="the final policy instead of the best one")
@@ -55,6 +59,7 @@ def run_train(args: argparse.Namespace) -> None:
     import gymnasium
     import torch
 
+    from agents.untrusted import checked_env_id
     from soar.deep.config import build_config, parse_overrides, read_config
     from soar.deep.demos import load_expert
     from soar.deep.loop import run_training
@@ -67,12 +72,19 @@ def run_train(args: argparse.Namespace) -> None:
         if args.resume is not None:
             changes = {**given, **overrides}
             resumable = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("resumable")}
-            fixed = sorted(set(changes) - resumable) + (["out"] if args.out is not None else [])
+            fixed = sorted(set(changes) - resumable - {"env_id"}) + (["out"] if args.out is not None else [])
             if fixed:
                 raise ValueError(f"--resume continues the run with its stored settings; only {sorted(resumable)} "
                                  f"may change, drop {fixed}")
             out = args.resume
-            config = dataclasses.replace(read_config(out / "config.json"), **changes)
+            stored = read_config(out / "config.json")
+            # --env may repeat the stored id (to confirm one that names a module to import), never change it.
+            confirmed = changes.pop("env_id", None)
+            if confirmed is not None and confirmed != stored.env_id:
+                raise ValueError(f"--resume continues the run with its stored settings; only {sorted(resumable)} "
+                                 f"may change, drop ['env_id'] (the run was trained on {stored.env_id!r})")
+            checked_env_id(stored.env_id, str(out / "config.json"), given=confirmed)
+            config = dataclasses.replace(stored, **changes)
         else:
             settings = {**given, **overrides}  # --set last, env_id and method included
             if "env_id" not in settings or args.out is None:
@@ -100,14 +112,18 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     from agents.policies import load_policy
     from agents.rollout import evaluate
+    from agents.untrusted import checked_env_id
     from soar.deep.config import read_config
 
     try:
         config = read_config(args.dir / "config.json")
+        if args.env is not None and args.env != config.env_id:
+            raise ValueError(f"--env {args.env}: the run was trained on {config.env_id!r}")
+        env_id = checked_env_id(config.env_id, str(args.dir / "config.json"), given=args.env)
         policy = load_policy(args.dir / ("final_policy.pt" if args.final else "policy.pt"))
-        returns = evaluate(policy, gymnasium.make(config.env_id), args.episodes, seed=args.seed)
+        returns = evaluate(policy, gymnasium.make(env_id), args.episodes, seed=args.seed)
         expert = json.loads((args.dir / "expert.json").read_text())["return_mean"]
-    except (ValueError, FileNotFoundError, KeyError, json.JSONDecodeError) as error:
+    except (ValueError, FileNotFoundError, KeyError, json.JSONDecodeError, gymnasium.error.Error) as error:
         raise SystemExit(f"soar evaluate: {error}") from None
     print(f"{config.env_id} {config.method} L={config.critics} seed {config.seed}: return {returns.mean():.1f} +- "
           f"{returns.std():.1f} over {args.episodes} episodes ({returns.mean() / expert:.0%} of the expert's {expert:.1f})")

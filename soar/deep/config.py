@@ -20,6 +20,9 @@ from typing import Any
 import yaml
 
 from agents.config import non_negative_float, non_negative_int, positive_float, positive_int, setting
+from agents.untrusted import (
+    MAX_BATCH_SIZE, MAX_BUFFER_SIZE, MAX_CRITICS, check_stored_count, check_stored_floats, check_stored_widths,
+)
 
 METHODS = ("ml-irl", "ml-irl-sa", "f-irl", "csil")
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -140,7 +143,11 @@ def build_config(env_id: str, method: str = "ml-irl-sa", **settings: Any) -> Tra
 
 
 def read_config(path: Path) -> TrainConfig:
-    """The :class:`TrainConfig` a run stored in ``config.json`` (for ``soar train --resume``)."""
+    """The :class:`TrainConfig` a run stored in ``config.json`` (for ``soar train --resume`` and ``soar evaluate``).
+
+    Sizes are checked by :func:`check_stored_sizes`; the environment id is returned as stored
+    (callers pass it through :func:`agents.untrusted.checked_env_id` before making it).
+    """
     try:
         stored = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -148,4 +155,28 @@ def read_config(path: Path) -> TrainConfig:
     if not isinstance(stored, dict) or stored.get("config") != TrainConfig.__name__:
         raise ValueError(f"{path} does not hold the settings of a soar train run")
     stored.pop("config")
-    return TrainConfig(**{name: _convert(name, value) for name, value in stored.items()})
+    config = TrainConfig(**{name: _convert(name, value) for name, value in stored.items()})
+    check_stored_sizes(config, str(path))
+    return config
+
+
+def check_stored_sizes(config: TrainConfig, source: str) -> None:
+    """Refuse settings read from ``source`` that would allocate beyond :mod:`agents.untrusted`'s limits.
+
+    A run folder may come from someone else: its widths, critics, buffer and batch sizes
+    are checked one by one and together (the networks' hidden-to-hidden weights and one
+    minibatch's activations) before any network or buffer is built from them.
+    """
+    hidden = check_stored_widths(list(config.hidden), "hidden", source)
+    reward_hidden = check_stored_widths(list(config.reward_hidden), "reward_hidden", source)
+    critics = check_stored_count(config.critics, "critics", source, MAX_CRITICS)
+    check_stored_count(config.buffer_size, "buffer_size", source, MAX_BUFFER_SIZE)
+    batch_size = check_stored_count(config.batch_size, "batch_size", source, MAX_BATCH_SIZE)
+
+    def between(widths: tuple[int, ...]) -> int:
+        return sum(a * b for a, b in zip(widths, widths[1:]))
+
+    # 2L critic members, the actor, and the reward (CSIL's BC policy is one more actor).
+    check_stored_floats((2 * critics + 2) * between(hidden) + between(reward_hidden),
+                        "the hidden-to-hidden weights of the networks these settings declare", source)
+    check_stored_floats(batch_size * 2 * critics * max(hidden, default=1), "the critics' minibatch activations", source)

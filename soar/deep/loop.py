@@ -34,6 +34,7 @@ from agents.logger import check_finite
 from agents.policies import GaussianPolicy
 from agents.rollout import collect
 from agents.sac import SAC, check_action_box, flushed_denormals, resolve_device
+from agents.untrusted import first_non_finite, load_torch
 from soar.deep.config import TrainConfig, build_config
 from soar.deep.csil import CSIL
 from soar.deep.demos import load_expert
@@ -100,15 +101,10 @@ def _expert_tensors(demos: Demonstrations, env: gym.Env, device: torch.device) -
             "next_obs": torch.from_numpy(flat["next_obs"]).to(device)}
 
 
-def _check_weights(state: Any, where: str, step: int, name: str = "") -> None:
+def _check_weights(state: Any, where: str, step: int) -> None:
     """``FloatingPointError`` naming the first non-finite tensor in a (nested) state dict."""
-    if isinstance(state, dict):
-        for key, value in state.items():
-            _check_weights(value, where, step, f"{name}.{key}" if name else str(key))
-    elif isinstance(state, (list, tuple)):
-        for index, value in enumerate(state):
-            _check_weights(value, where, step, f"{name}.{index}")
-    elif isinstance(state, torch.Tensor) and state.is_floating_point() and not torch.isfinite(state).all():
+    name = first_non_finite(state)  # the loaders' check (agents.untrusted), so no checkpoint written is refused
+    if name is not None:
         raise FloatingPointError(f"{where}: non-finite {name} at step {step}; stopping without writing this "
                                  "checkpoint (the last one is intact and the run resumes from it)")
 
@@ -143,13 +139,13 @@ def run_training(
         def restore(folder: Path) -> tuple[SAC, dict]:
             # Everything is read and checked before the fresh method takes any of it.
             agent = SAC.load(folder / "agent.pt", env, reward_fn=method.reward, device=config.device)
-            state = torch.load(folder / "method.pt", weights_only=True, map_location=device)
+            # Sizes checked, NaN or infinite weights refused, no code run (agents.untrusted).
+            state = load_torch(folder / "method.pt")
             loop_state = json.loads((folder / "loop.json").read_text())
             if not isinstance(loop_state, dict) or not isinstance(loop_state.get("extra_steps"), int):
                 raise ValueError(f"{folder / 'loop.json'} holds no step count")
             if agent.num_timesteps + loop_state["extra_steps"] != read_progress(folder)["step"]:
                 raise ValueError("its agent and progress.json disagree on the step")
-            _check_weights(state, f"{folder / 'method.pt'}", agent.num_timesteps)
             method.load_state_dict(state)
             return agent, loop_state
 
@@ -180,8 +176,12 @@ def run_training(
 
         def save(staging: Path) -> None:
             # A weight that became NaN in this step's update is caught here, not after the checkpoint.
+            # Everything the loaders check (SAC.load, method.pt), so a checkpoint written is one they accept.
             _check_weights({"reward": method.state_dict(), "actor": agent.actor.state_dict(),
-                            "critic": agent.critic.state_dict()}, f"{config.method} checkpoint", used())
+                            "critic": agent.critic.state_dict(), "critic_target": agent.critic_target.state_dict(),
+                            "actor_optimizer": agent.actor_optimizer.state_dict(),
+                            "critic_optimizer": agent.critic_optimizer.state_dict(), "log_alpha": agent.log_alpha},
+                           f"{config.method} checkpoint", used())
             agent.new_episode(episode_seed(config.seed, agent.num_timesteps))
             agent.save(staging / "agent.pt", include_buffer=True)
             torch.save(method.state_dict(), staging / "method.pt")
