@@ -325,6 +325,7 @@ def _load_sb3_checkpoint(model, folder: Path) -> None:
         log_ent_coef = float(state["log_ent_coef"])
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, zipfile.BadZipFile) as error:
         lines = str(error).strip().splitlines()
-        raise ValueError(lines[0] if lines else type(error).__name__) from None
+        reason = f"missing entry {error}" if isinstance(error, KeyError) else lines[0] if lines else type(error).__name__
+        raise ValueError(reason) from None
     with torch.no_grad():
         model.log_ent_coef.fill_(log_ent_coef)
