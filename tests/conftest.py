@@ -1,3 +1,7 @@
+import json
+from pathlib import Path
+
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -28,3 +32,36 @@ def small_games():
         games.random_game(2, (2, 2), num_players=2, zero_sum=False, seed=2, gamma=0.7),
         games.random_game(2, (2, 2, 2), num_players=3, zero_sum=False, seed=3, gamma=0.6),
     ]
+
+
+class RewardIsAction(gym.Env):
+    """Three steps; the reward is the action, so a constant policy's return is 3 x its action."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = gym.spaces.Box(-10.0, 10.0, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(1, np.float32), float(action[0]), False, self.t >= 3, {}
+
+
+class ConstantPolicy:
+    def __init__(self, value):
+        self.value = float(value)
+
+    def act(self, obs, deterministic=False, rng=None):
+        return np.array([self.value], np.float32)
+
+    def predict(self, obs, deterministic=False):
+        return self.act(obs), None
+
+    def log_prob(self, obs, actions):
+        return np.zeros(len(actions))
+
+    def save(self, path):
+        Path(path).write_text(json.dumps(self.value))

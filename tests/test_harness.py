@@ -10,7 +10,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -22,6 +21,7 @@ from agents.experts import ExpertConfig
 from agents.harness import Schedule, TrainingRun
 from agents.logger import RunLogger, read_log
 from soar.cli import build_parser, main
+from tests.conftest import ConstantPolicy, RewardIsAction
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -134,39 +134,6 @@ def test_a_crash_between_the_two_renames_resumes_from_the_previous_checkpoint(tm
 
 
 # ------------------------------------------------- config and best policy
-class RewardIsAction(gym.Env):
-    """Three steps; the reward is the action, so a constant policy's return is 3 x its action."""
-
-    observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-    action_space = gym.spaces.Box(-10.0, 10.0, (1,), np.float32)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return np.zeros(1, np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        return np.zeros(1, np.float32), float(action[0]), False, self.t >= 3, {}
-
-
-class ConstantPolicy:
-    def __init__(self, value):
-        self.value = float(value)
-
-    def act(self, obs, deterministic=False, rng=None):
-        return np.array([self.value], np.float32)
-
-    def predict(self, obs, deterministic=False):
-        return self.act(obs), None
-
-    def log_prob(self, obs, actions):
-        return np.zeros(len(actions))
-
-    def save(self, path):
-        Path(path).write_text(json.dumps(self.value))
-
-
 def make_run(out, config=None, **kwargs):
     config = config or ExpertConfig(env_id="Pendulum-v1", steps=400, eval_every=100, checkpoint_every=200)
     schedule = Schedule(config.steps, config.eval_every, config.checkpoint_every)

@@ -28,38 +28,9 @@ from agents.sac import SAC
 from agents.tabular_demonstrations import TabularDemonstrations
 from soar.cli import main as soar_main
 from mail.cli import main as mail_main
+from tests.conftest import ConstantPolicy, RewardIsAction
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-
-
-class RewardIsAction(gym.Env):
-    """Three steps; the reward is the action."""
-
-    observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-    action_space = gym.spaces.Box(-10.0, 10.0, (1,), np.float32)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return np.zeros(1, np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        return np.zeros(1, np.float32), float(action[0]), False, self.t >= 3, {}
-
-
-class ConstantPolicy:
-    def __init__(self, value):
-        self.value = float(value)
-
-    def act(self, obs, deterministic=False, rng=None):
-        return np.array([self.value], np.float32)
-
-    def predict(self, obs, deterministic=False):
-        return self.act(obs), None
-
-    def save(self, path):
-        Path(path).write_text(f"{self.value}\n")
 
 
 def make_run(out, **kwargs):
@@ -201,7 +172,7 @@ def test_a_resumed_runs_best_is_what_the_log_and_policy_hold(tmp_path):
         run.resume()
         assert run.best_return == pytest.approx(6.0)
         run.evaluate(300, ConstantPolicy(2.5))  # return 7.5: better than anything logged
-        assert (tmp_path / "policy.pt").read_text() == "2.5\n"
+        assert json.loads((tmp_path / "policy.pt").read_text()) == 2.5
 
 
 def test_a_checkpoint_without_its_policy_file_lets_the_next_evaluation_write_one(tmp_path):
@@ -214,7 +185,7 @@ def test_a_checkpoint_without_its_policy_file_lets_the_next_evaluation_write_one
         run.resume()
         assert not (tmp_path / "policy.pt").exists()
         run.evaluate(300, ConstantPolicy(1.0))
-        assert (tmp_path / "policy.pt").read_text() == "1.0\n"
+        assert json.loads((tmp_path / "policy.pt").read_text()) == 1.0
 
 
 def test_a_run_that_failed_before_its_first_checkpoint_does_not_block_a_corrected_one(tmp_path):
