@@ -177,12 +177,16 @@ class SAC:
     reward_fn:
         ``reward_fn(obs, actions, next_obs) -> rewards`` on flat batches ``(N, d)``,
         relabelling every sampled critic minibatch; ``None`` uses the environment reward.
+    terminal_value:
+        ``terminal_value() -> float``: the value of the state a *terminated* episode ends
+        in, bootstrapped by terminal transitions (``None``: 0, the usual convention).
+        Imitation with a learned absorbing state passes ``r_abs / (1 - gamma)``.
     seed:
         Seeds torch, numpy and the environment once.
     flush_denormal:
         Flush subnormal floats to zero during :meth:`learn` (see :func:`flushed_denormals`).
 
-    Every argument but ``env`` and ``reward_fn`` is kept in :attr:`hyperparameters` and
+    Every argument but ``env``, ``reward_fn`` and ``terminal_value`` is kept in :attr:`hyperparameters` and
     stored by :meth:`save`, so that :meth:`load` rebuilds the same agent.
     """
 
@@ -202,6 +206,7 @@ class SAC:
         buffer_size: int = 1_000_000,
         learning_starts: int = 1000,
         reward_fn: RewardFn | None = None,
+        terminal_value: Callable[[], float] | None = None,
         seed: int = 0,
         flush_denormal: bool = True,
         device: str = "cpu",
@@ -233,6 +238,7 @@ class SAC:
         self.batch_size, self.gamma, self.tau = int(batch_size), float(gamma), float(tau)
         self.learning_starts = int(learning_starts)
         self.reward_fn = reward_fn
+        self.terminal_value = terminal_value
         self.seed = seed
         self.flush_denormal = bool(flush_denormal)
         torch.manual_seed(seed)  # network initialisation
@@ -332,6 +338,8 @@ class SAC:
             next_log_prob = next_log_prob + self.log_scale
             target = self.pair_values(self.critic_target, next_obs, next_actions).view(L, 2, B).amin(dim=1)
             target = rewards + self.gamma * (1.0 - terminated) * (target - alpha * next_log_prob)
+            if self.terminal_value is not None:
+                target = target + self.gamma * terminated * float(self.terminal_value())
         q = self.pair_values(self.critic, obs, actions)
         critic_loss = (q - target.repeat_interleave(2, dim=0)).pow(2).mean(dim=1).sum()
         self.critic_optimizer.zero_grad(set_to_none=True)
@@ -508,11 +516,11 @@ class SAC:
         env:
             The environment to act in (not stored in the file).
         overrides:
-            Constructor arguments replacing the stored ones, and ``reward_fn``, which
-            is never stored.
+            Constructor arguments replacing the stored ones, and ``reward_fn`` and
+            ``terminal_value``, which are never stored.
         """
         state = cls._read(path)
-        unknown = sorted(set(overrides) - set(state["hyperparameters"]) - {"reward_fn"})
+        unknown = sorted(set(overrides) - set(state["hyperparameters"]) - {"reward_fn", "terminal_value"})
         if unknown:
             raise ValueError(f"SAC.load got unknown arguments {unknown}")
         _check_stored_sizes(state, str(path), overrides)

@@ -31,6 +31,7 @@ from soar.deep.csil import CSIL
 from soar.deep.demos import load_expert
 from soar.deep.loop import TrainResult, make_method, train
 from soar.deep.ml_irl import MLIRL
+from soar.deep.reward_net import REWARD_CLIP, RewardNet, absorbing_steps
 
 METHODS = ("ml-irl", "ml-irl-sa", "f-irl", "csil")
 HORIZON = 8
@@ -171,7 +172,7 @@ def toy_samples(method, rng):
     def episode(state, action, length):
         obs = (state + 0.1 * rng.normal(size=(length, 1))).astype(np.float32)
         actions = (action + 0.1 * rng.normal(size=(length, 1))).astype(np.float32)
-        return {"obs": obs, "actions": actions, "next_obs": obs}
+        return {"obs": obs, "actions": actions, "next_obs": obs, "terminated": np.zeros(length, bool)}
 
     if method == "ml-irl-sa":
         expert = episode(rng.normal(size=(100, 1)) * 0.5, 0.5, 100)
@@ -218,6 +219,63 @@ def test_cost_update_raises_the_reward_of_the_expert_over_the_learner(name):
         log_ratio = stats.norm(1.0, 0.1).logpdf(1.0) - np.log(stats.norm(states, 0.1).pdf(1.0).mean())
         logits = method.logit(torch.tensor([[1.0], [-1.0]])).detach()
         assert logits[0].item() == pytest.approx(log_ratio, abs=0.5) and logits[1] < -3
+
+
+@pytest.mark.parametrize("name", ["ml-irl", "ml-irl-sa", "f-irl"])
+def test_the_absorbing_state_is_charged_when_only_the_learner_terminates(name):
+    """Expert and learner visit the same states and take the same actions; only the learner's episodes
+    terminate (after 10 to 60 of the 100 steps the expert runs): the one thing to learn is that ending an
+    episode is worse than anything the expert does."""
+    rng = np.random.default_rng(2)
+
+    def episode(length, terminated):
+        obs = rng.normal(size=(length, 1)).astype(np.float32)
+        actions = rng.normal(size=(length, 1)).astype(np.float32)
+        return {"obs": obs, "actions": actions, "next_obs": obs,
+                "terminated": np.arange(length) == length - 1 if terminated else np.zeros(length, bool)}
+
+    expert = {k: torch.from_numpy(v) for k, v in episode(100, False).items()}
+    expert["absorbing_steps"] = torch.tensor(0)
+    learner = [episode(length, True) for length in (10, 20, 30, 40, 50, 60)]
+    torch.manual_seed(0)
+    config = build_config("Toy", name, reward_hidden=(16,), reward_lr=1e-2, reward_weight_decay=0,
+                          discriminator_steps=20)
+    method = make_method(config, Line(), horizon=100)
+    for _ in range(30):
+        metrics = method.update(expert, learner)
+    on_expert_pairs = mean_reward(method, expert)
+    assert metrics["absorbing_reward"] < 0  # logged before the update's step: the value one update earlier
+    assert method.absorbing_reward() < on_expert_pairs - 0.2, (method.absorbing_reward(), on_expert_pairs)
+    # Without the absorbing state nothing tells the two apart: the reward stays level.
+    torch.manual_seed(0)
+    plain = make_method(dataclasses.replace(config, absorbing="off"), Line(), horizon=100)
+    for _ in range(30):
+        plain.update(expert, learner)
+    assert not hasattr(plain.net, "absorbing") or plain.net.absorbing is None
+    assert plain.absorbing_reward() == 0.0
+
+
+def test_mean_reward_counts_absorbed_steps_at_the_absorbing_reward():
+    net = RewardNet(1, 1, state_only=True, hidden=(4,), absorbing=True)
+    with torch.no_grad():
+        net.absorbing.fill_(-3.0)
+    obs = torch.tensor([[0.1], [0.7], [-2.0]])
+    pairs = net(obs).sum().item()
+    assert net.mean_reward(obs, None, absorbing_steps=5).item() == pytest.approx((pairs - 15.0) / 8, rel=1e-6)
+    assert net.mean_reward(obs, None, absorbing_steps=0).item() == pytest.approx(pairs / 3, rel=1e-6)
+    with torch.no_grad():
+        net.absorbing.fill_(-50.0)
+    assert net.absorbing_reward().item() == -REWARD_CLIP  # clamped like every output
+    episodes = [{"obs": np.zeros(3), "terminated": np.array([0, 0, 1], bool)},
+                {"obs": np.zeros(4), "terminated": np.zeros(4, bool)}]
+    assert absorbing_steps(episodes, horizon=10) == 7
+
+
+def test_csil_refuses_an_absorbing_state_it_cannot_learn():
+    with pytest.raises(ValueError, match="absorbing=on does not apply to csil"):
+        build_config("Toy", "csil", absorbing="on")
+    assert not build_config("Toy", "csil").uses_absorbing and build_config("Toy", "ml-irl-sa").uses_absorbing
+    assert not build_config("Toy", "f-irl", absorbing="off").uses_absorbing
 
 
 @pytest.mark.parametrize("name", ["ml-irl-sa", "f-irl"])

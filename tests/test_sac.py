@@ -87,6 +87,38 @@ def test_relabelled_reward_reaches_the_critic_targets():
     assert losses["critic_loss"] == pytest.approx(float(expected), rel=1e-5)
 
 
+class EndsAtOnce(gym.Env):
+    """Every episode terminates after its first step."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, True, False, {}
+
+
+@pytest.mark.parametrize("terminal_value, expected_target", [(None, 7.0), (lambda: 4.0, 7.0 + 0.5 * 4.0)])
+def test_terminal_transitions_bootstrap_the_terminal_value(terminal_value, expected_target):
+    agent = SAC(EndsAtOnce(), num_critics=2, hidden=(16,), batch_size=16, learning_starts=32, buffer_size=100,
+                gamma=0.5, reward_fn=lambda s, a, s2: torch.full((s.shape[0],), 7.0), terminal_value=terminal_value)
+    agent.learn(40)
+    rng_state = copy.deepcopy(agent.rng.bit_generator.state)
+    critic_before = copy.deepcopy(agent.critic)
+    losses = agent.train_step()
+    rng = np.random.default_rng()
+    rng.bit_generator.state = rng_state
+    obs, actions, _, _, terminated = agent.buffer.sample(rng.integers(0, agent.buffer.size, size=(2, 16)))
+    assert bool(terminated.all())
+    with torch.no_grad():
+        q = agent.pair_values(critic_before, obs, actions)
+    expected = ((q - expected_target) ** 2).mean(dim=1).sum()
+    assert losses["critic_loss"] == pytest.approx(float(expected), rel=1e-5)
+
+
 def test_each_pair_gets_its_own_minibatch(monkeypatch):
     agent = small_agent(num_critics=3)
     agent.learn(40)

@@ -62,6 +62,10 @@ class TrainConfig:
     reward_weight_decay: float = setting(1e-3, parse=non_negative_float, help="weight decay of the reward")
     reward_steps: int = setting(1, parse=positive_int,
                                 help="ml-irl, f-irl: Adam steps of the reward per cost update (the reference: 1)")
+    absorbing: str = setting("auto", choices=("auto", "on", "off"),
+                             help="learn the reward of an absorbing state that terminated episodes occupy up to "
+                             "the time limit (auto: on for ml-irl, ml-irl-sa and f-irl, whose rewards match "
+                             "occupancies; csil's reward comes from its BC policy and has none)")
     discriminator_steps: int = setting(300, parse=positive_int, help="f-irl: discriminator steps per cost update")
     bc_steps: int = setting(10_000, parse=positive_int, help="csil: maximum-likelihood steps of the BC policy")
     eval_every: int = setting(5000, parse=positive_int, help="environment steps between evaluations")
@@ -87,6 +91,16 @@ class TrainConfig:
             raise ValueError(f"tau must lie in (0, 1], got {self.tau!r}")
         if not math.isfinite(self.optimism):
             raise ValueError(f"optimism must be finite, got {self.optimism!r}")
+        if self.absorbing not in ("auto", "on", "off"):
+            raise ValueError(f"absorbing must be 'auto', 'on' or 'off', got {self.absorbing!r}")
+        if self.method == "csil" and self.absorbing == "on":
+            raise ValueError("absorbing=on does not apply to csil (its reward comes from the BC policy, not from "
+                             "occupancies); leave it at auto")
+
+    @property
+    def uses_absorbing(self) -> bool:
+        """Whether the learned reward has an absorbing state (``absorbing``, resolved for the method)."""
+        return self.method != "csil" and self.absorbing != "off"
 
 
 def _convert(name: str, value: Any) -> Any:

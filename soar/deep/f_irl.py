@@ -10,15 +10,23 @@ f-IRL's gradient, the covariance over the learner's recent episodes ``tau`` of::
 
 divided by the horizon ``T`` (the longest episode): minimising the surrogate
 ``mean((A - mean A) B) / T`` raises the reward on episodes that look like the expert's.
+
+With ``absorbing`` (:mod:`soar.deep.reward_net`), a terminated episode continues in the
+absorbing state up to ``horizon`` (which is then ``T``): its ``B`` adds those steps times
+``r_abs`` and its ``A`` those steps times minus the absorbing state's log density ratio,
+estimated from the counts of absorbed steps (with one pseudo-count each) since a single
+point needs no discriminator.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 from torch import nn
 
-from soar.deep.reward_net import RewardNet, mlp, stack_episodes
+from soar.deep.reward_net import RewardNet, absorbing_steps, mlp, stack_episodes
 
 
 class FIRL:
@@ -34,6 +42,9 @@ class FIRL:
         Discriminator training per update.
     reward_steps:
         Adam steps of the reward per update along the same covariance (the reference: 1).
+    absorbing, horizon:
+        Learn the absorbing state's reward; a terminated episode occupies it for the rest
+        of ``horizon`` steps.
     seed:
         Seeds the discriminator's minibatches.
     device:
@@ -42,10 +53,12 @@ class FIRL:
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (64, 64), learning_rate: float = 1e-4,
                  weight_decay: float = 1e-3, discriminator_steps: int = 300, discriminator_batch: int = 256,
-                 discriminator_lr: float = 3e-4, seed: int = 0, reward_steps: int = 1, device: str = "cpu") -> None:
+                 discriminator_lr: float = 3e-4, seed: int = 0, reward_steps: int = 1, absorbing: bool = False,
+                 horizon: int = 1000, device: str = "cpu") -> None:
         self.device = torch.device(device)
         self.reward_steps = int(reward_steps)
-        self.net = RewardNet(obs_dim, act_dim, state_only=True, hidden=hidden).to(self.device)
+        self.horizon = int(horizon)
+        self.net = RewardNet(obs_dim, act_dim, state_only=True, hidden=hidden, absorbing=absorbing).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=learning_rate, weight_decay=weight_decay)
         self.discriminator = mlp(obs_dim, tuple(hidden), 1).to(self.device)
         self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=discriminator_lr)
@@ -78,14 +91,26 @@ class FIRL:
         return loss.item()
 
     def update(self, expert: dict[str, torch.Tensor], learner: list[dict[str, np.ndarray]]) -> dict[str, float]:
-        discriminator_loss = self._train_discriminator(expert["obs"], stack_episodes(learner, "obs", self.device))
-        horizon = max(len(episode["obs"]) for episode in learner)
+        learner_obs = stack_episodes(learner, "obs", self.device)
+        discriminator_loss = self._train_discriminator(expert["obs"], learner_obs)
         states = [stack_episodes([episode], "obs", self.device) for episode in learner]
+        if self.net.absorbing is None:
+            horizon, absorbed = max(len(episode["obs"]) for episode in learner), torch.zeros(len(learner))
+            absorbing_logit = 0.0
+        else:
+            horizon = self.horizon
+            absorbed = torch.tensor([absorbing_steps([episode], horizon) for episode in learner], dtype=torch.float32)
+            expert_absorbed = int(expert.get("absorbing_steps", 0))
+            absorbing_logit = (math.log((expert_absorbed + 1) / (len(expert["obs"]) + expert_absorbed + 1))
+                               - math.log((absorbed.sum().item() + 1) / (len(learner_obs) + absorbed.sum().item() + 1)))
+        absorbed = absorbed.to(self.device)
         with torch.no_grad():
-            advantage = torch.stack([-self.logit(obs).sum() for obs in states])
+            advantage = torch.stack([-self.logit(obs).sum() for obs in states]) - absorbed * absorbing_logit
         first_loss = None
         for _ in range(self.reward_steps):
             returns = torch.stack([self.net(obs).sum() for obs in states])
+            if self.net.absorbing is not None:
+                returns = returns + absorbed * self.net.absorbing_reward()
             loss = ((advantage - advantage.mean()) * returns).mean() / horizon
             first_loss = loss.item() if first_loss is None else first_loss
             self.optimizer.zero_grad(set_to_none=True)
@@ -93,9 +118,15 @@ class FIRL:
             self.optimizer.step()
         with torch.no_grad():
             expert_reward = self.net(expert["obs"]).mean().item()
-            learner_reward = self.net(stack_episodes(learner, "obs", self.device)).mean().item()
+            learner_reward = self.net(learner_obs).mean().item()
+        absorbing = {} if self.net.absorbing is None else {"absorbing_reward": self.absorbing_reward()}
         return {"cost_loss": first_loss, "discriminator_loss": discriminator_loss,
-                "expert_reward": expert_reward, "learner_reward": learner_reward}
+                "expert_reward": expert_reward, "learner_reward": learner_reward, **absorbing}
+
+    def absorbing_reward(self) -> float:
+        """The learned reward of the absorbing state (0 without one)."""
+        with torch.no_grad():
+            return float(self.net.absorbing_reward())
 
     def state_dict(self) -> dict:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from agents.checkpoints import write_text_atomic
@@ -70,11 +71,15 @@ class TrainResult:
     out: Path
 
 
-def make_method(config: TrainConfig, env: gym.Env, device: torch.device | str = "cpu") -> CostUpdate:
-    """The cost update of ``config.method`` for ``env``'s spaces, its networks on ``device``."""
+def make_method(config: TrainConfig, env: gym.Env, device: torch.device | str = "cpu",
+                horizon: int = 1000) -> CostUpdate:
+    """The cost update of ``config.method`` for ``env``'s spaces, its networks on ``device``.
+
+    ``horizon`` is the episode length a terminated episode's absorbing state lasts to.
+    """
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     reward = dict(hidden=config.reward_hidden, learning_rate=config.reward_lr, weight_decay=config.reward_weight_decay,
-                  device=device)
+                  absorbing=config.uses_absorbing, horizon=horizon, device=device)
     if config.method in ("ml-irl", "ml-irl-sa"):
         return MLIRL(obs_dim, act_dim, state_only=config.method == "ml-irl", reward_steps=config.reward_steps, **reward)
     if config.method == "f-irl":
@@ -91,14 +96,22 @@ def _check_spaces(env: gym.Env) -> None:
     check_action_box(env.action_space, "imitation")
 
 
-def _expert_tensors(demos: Demonstrations, env: gym.Env, device: torch.device) -> dict[str, torch.Tensor]:
+def episode_horizon(env: gym.Env, demos: Demonstrations) -> int:
+    """The episode length an absorbing state lasts to: the environment's time limit, else the longest demonstration."""
+    limit = env.spec.max_episode_steps if env.spec is not None else None
+    return int(limit) if limit else max(len(t) for t in demos.trajectories)
+
+
+def _expert_tensors(demos: Demonstrations, env: gym.Env, device: torch.device, horizon: int) -> dict[str, torch.Tensor]:
+    """The expert's flat transitions, and the steps its terminated trajectories spend absorbed up to ``horizon``."""
     flat = demos.transitions()
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     if flat["obs"].shape[1] != obs_dim or flat["acts"].shape[1] != act_dim:
         raise ValueError(f"the demonstrations have {flat['obs'].shape[1]} observations and {flat['acts'].shape[1]} "
                          f"actions per step, the environment {obs_dim} and {act_dim}")
+    absorbed = sum(max(horizon - len(t), 0) for t in demos.trajectories if t.terminated)
     return {"obs": torch.from_numpy(flat["obs"]).to(device), "actions": torch.from_numpy(flat["acts"]).to(device),
-            "next_obs": torch.from_numpy(flat["next_obs"]).to(device)}
+            "next_obs": torch.from_numpy(flat["next_obs"]).to(device), "absorbing_steps": torch.tensor(absorbed)}
 
 
 def _check_weights(state: Any, where: str, step: int) -> None:
@@ -129,16 +142,20 @@ def run_training(
     """Run (or resume) the imitation run ``config`` in ``out``; see the module docstring."""
     _check_spaces(env)
     device = resolve_device(config.device)
-    expert = _expert_tensors(demos, env, device)
+    horizon = episode_horizon(env, demos)
+    expert = _expert_tensors(demos, env, device, horizon)
     torch.manual_seed(config.seed)
-    method = make_method(config, env, device)
+    method = make_method(config, env, device, horizon)
+    # A terminated episode bootstraps the absorbing state's value (soar.deep.reward_net), else 0.
+    terminal_value = ((lambda: method.absorbing_reward() / (1.0 - config.gamma)) if config.uses_absorbing else None)
     schedule = Schedule(config.steps, config.eval_every, config.checkpoint_every)
     title = f"{config.env_id} {config.method} L={config.critics}"
     with TrainingRun(out, config, schedule, eval_env, config.eval_episodes, eval_seed=EVAL_SEED + 1000 * config.seed,
                      reference_return=demos.return_mean, title=title, progress=progress) as run, flushed_denormals():
         def restore(folder: Path) -> tuple[SAC, dict]:
             # Everything is read and checked before the fresh method takes any of it.
-            agent = SAC.load(folder / "agent.pt", env, reward_fn=method.reward, device=config.device)
+            agent = SAC.load(folder / "agent.pt", env, reward_fn=method.reward, terminal_value=terminal_value,
+                             device=config.device)
             # Sizes checked, NaN or infinite weights refused, no code run (agents.untrusted).
             state = load_torch(folder / "method.pt")
             loop_state = json.loads((folder / "loop.json").read_text())
@@ -162,7 +179,8 @@ def run_training(
             agent = SAC(env, num_critics=config.critics, optimism=config.optimism, std_clip=config.std_clip,
                         hidden=config.hidden, learning_rate=config.learning_rate, batch_size=config.batch_size,
                         gamma=config.gamma, tau=config.tau, alpha=config.alpha, buffer_size=config.buffer_size,
-                        learning_starts=config.learning_starts, reward_fn=method.reward, seed=config.seed,
+                        learning_starts=config.learning_starts, reward_fn=method.reward,
+                        terminal_value=terminal_value, seed=config.seed,
                         device=config.device)
             method.initialise(agent)
             loop_state = {"extra_steps": 0}
@@ -191,7 +209,9 @@ def run_training(
             if config.cost_rollouts:
                 trajectories = collect(agent, rollout_env, config.cost_rollouts, seed=episode_seed(config.seed + 1, used()))
                 loop_state["extra_steps"] += sum(len(t) for t in trajectories)
-                learner = [{"obs": t.obs[:-1], "actions": t.acts, "next_obs": t.obs[1:]} for t in trajectories]
+                learner = [{"obs": t.obs[:-1], "actions": t.acts, "next_obs": t.obs[1:],
+                            "terminated": np.arange(len(t)) == len(t) - 1 if t.terminated else np.zeros(len(t), bool)}
+                           for t in trajectories]
             else:
                 learner = agent.recent_episodes(config.cost_episodes)
             if learner:

@@ -1,4 +1,20 @@
-"""The learned reward ``r_theta(s)`` or ``r_theta(s, a)`` every cost update trains, and the methods' protocol."""
+"""The learned reward ``r_theta(s)`` or ``r_theta(s, a)`` every cost update trains, and the methods' protocol.
+
+Absorbing state. An episode that *terminates* (the hopper falls, the pendulum drops)
+leaves the learner in a state the environment no longer simulates. With the usual
+convention its value is 0, which makes the level of the learned reward decide the
+behaviour: the occupancy-matching losses below do not see a constant added to ``r``
+(it cancels between expert and learner), so that level is an accident of the
+initialisation, and a negative one teaches the learner to end episodes at once, a
+positive one to merely survive (the termination bias of adversarial imitation,
+Kostrikov et al., 2019). With ``absorbing=True`` the reward network also learns
+``r_abs``, the reward of an absorbing state that a terminated episode occupies for the
+rest of the horizon: the cost update counts those steps in the learner's (and the
+expert's) occupancy, and the critics bootstrap a terminal transition with the
+absorbing state's value ``r_abs / (1 - gamma)`` instead of 0. A learner that ends
+episodes the expert did not end is then charged for it like for any other state the
+expert avoids.
+"""
 
 from __future__ import annotations
 
@@ -33,18 +49,34 @@ class RewardNet(nn.Module):
         Hidden widths (the reference settings: 64-64).
     clip:
         Bound on the output.
+    absorbing:
+        Also learn the reward of the absorbing state (see the module docstring).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, state_only: bool, hidden: tuple[int, ...] = (64, 64),
-                 clip: float = REWARD_CLIP) -> None:
+                 clip: float = REWARD_CLIP, absorbing: bool = False) -> None:
         super().__init__()
         self.state_only = bool(state_only)
         self.clip = float(clip)
         self.body = mlp(obs_dim + (0 if state_only else act_dim), tuple(hidden), 1)
+        self.absorbing = nn.Parameter(torch.zeros(())) if absorbing else None
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
         inputs = obs if self.state_only else torch.cat([obs, actions], dim=-1)
         return self.body(inputs).squeeze(-1).clamp(-self.clip, self.clip)
+
+    def absorbing_reward(self) -> torch.Tensor:
+        """``r_abs``, clamped like every output (0 without an absorbing state)."""
+        if self.absorbing is None:
+            return torch.zeros((), device=next(self.parameters()).device)
+        return self.absorbing.clamp(-self.clip, self.clip)
+
+    def mean_reward(self, obs: torch.Tensor, actions: torch.Tensor | None, absorbing_steps: int) -> torch.Tensor:
+        """Mean reward over the given pairs and ``absorbing_steps`` steps in the absorbing state."""
+        if absorbing_steps == 0:
+            return self(obs, actions).mean()
+        total = self(obs, actions).sum() + absorbing_steps * self.absorbing_reward()
+        return total / (len(obs) + absorbing_steps)
 
 
 class CostUpdate(Protocol):
@@ -64,6 +96,16 @@ class CostUpdate(Protocol):
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
+
+
+def absorbing_steps(episodes: list[dict[str, np.ndarray]], horizon: int) -> int:
+    """Steps the terminated ``episodes`` spend in the absorbing state: ``horizon`` minus their length, summed.
+
+    An episode terminated if its last ``terminated`` flag is set (a time limit truncates, it
+    does not terminate: nothing is absorbed after it).
+    """
+    return sum(max(horizon - len(episode["obs"]), 0) for episode in episodes
+               if len(episode["obs"]) and bool(episode["terminated"][-1]))
 
 
 def stack_episodes(episodes: list[dict[str, np.ndarray]], key: str, device: torch.device | str = "cpu") -> torch.Tensor:
