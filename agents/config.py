@@ -7,6 +7,13 @@ optional flag name, choices and parser). :func:`add_arguments` turns the fields 
 its config as ``config.json`` (:func:`write_config`); resuming checks it
 (:func:`check_resumable`) and refuses, naming the setting, any change to a field that
 is not marked ``resumable`` (a longer budget may change, a seed may not).
+
+Every setting is checked the same way wherever it comes from: its parser (:data:`positive_int`,
+:data:`discount`, ...) is one of the checks of :mod:`envs.validation`, which
+:func:`check_settings` also applies to values from the Python API, YAML files and ``--set``.
+A setting that only some runs use declares it (``applies``), and :func:`check_applicable`
+refuses it where it does not apply. The command lines report bad input in one line
+(:class:`ArgumentParser`, :func:`run_command`).
 """
 
 from __future__ import annotations
@@ -15,52 +22,82 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 import typing
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from agents.checkpoints import write_text_atomic
+from agents.run_folder import describe_os_error
+from envs import validation
 
 Config = TypeVar("Config")
 
 
 # ------------------------------------------------------------------ parsers
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+class Parser:
+    """A command-line converter that is also the check of a setting's Python value.
+
+    Calling it on text (as argparse does) returns the value or raises
+    ``argparse.ArgumentTypeError`` with the requirement (argparse names the option);
+    :meth:`check` validates a value from the Python API, a YAML file or ``--set`` with a
+    ``ValueError`` naming the setting. Both go through one :mod:`envs.validation` check,
+    so the command line and the API refuse the same values with the same words.
+    """
+
+    def __init__(self, name: str, check: Callable[[Any, str | None], Any], convert: Callable[[str], Any] = float):
+        self.__name__ = name  # argparse's "invalid <name> value" on errors it words itself
+        self._check, self._convert = check, convert
+
+    def __call__(self, text: str) -> Any:
+        try:
+            value = self._convert(str(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        try:
+            return self._check(value, None)
+        except ValueError as error:
+            # Show the text as typed ("0", not the 0.0 it was read as).
+            requirement = str(error).rsplit(", got ", 1)[0]
+            raise argparse.ArgumentTypeError(f"{requirement}, got {text}") from None
+
+    def check(self, value: Any, name: str) -> Any:
+        """``value`` as the setting's type; ``ValueError`` naming ``name`` if it is out of range."""
+        return self._check(value, name)
+
+    def __repr__(self) -> str:
+        return self.__name__
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1; may be written like ``1e5`` or ``200k``."""
-    scale = 1000 if str(text).lower().endswith("k") else 1
-    value = _number(str(text)[:-1] if scale > 1 else text) * scale
-    if not value.is_integer() or value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return int(value)
+def _count(text: str) -> float:
+    """A count as typed: ``5``, ``1e5`` or ``200k``."""
+    scale = 1000 if text.lower().endswith("k") else 1
+    return float(text[:-1] if scale > 1 else text) * scale
 
 
-def non_negative_int(text: str) -> int:
-    value = _number(text)
-    if not value.is_integer() or value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return int(value)
+def at_least(minimum: int) -> Parser:
+    """An integer >= ``minimum``; may be written like ``1e5`` or ``200k``."""
+    return Parser(f"integer_at_least_{minimum}", lambda value, name: validation.check_int(value, name, minimum), _count)
 
 
-def positive_float(text: str) -> float:
-    value = _number(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """A number >= 0; ``inf`` allowed (e.g. no clip)."""
-    value = _number(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+#: An integer >= 1; may be written like ``1e5`` or ``200k``.
+positive_int = Parser("positive_int", validation.check_positive_int, _count)
+#: An integer >= 0.
+non_negative_int = Parser("non_negative_int", validation.check_non_negative_int, _count)
+#: A finite number > 0.
+positive_float = Parser("positive_float", validation.check_positive)
+#: A finite number >= 0.
+non_negative_float = Parser("non_negative_float", validation.check_non_negative)
+#: A number >= 0 or ``inf`` (no limit, e.g. no clip).
+non_negative_or_inf = Parser(
+    "non_negative_or_inf", lambda value, name: validation.check_non_negative(value, name, allow_inf=True)
+)
+#: A discount factor in [0, 1).
+discount = Parser("discount", validation.check_discount)
+#: A number in (0, 1] (a Polyak coefficient, a fraction of something that must not vanish).
+unit_fraction = Parser(
+    "unit_fraction", lambda value, name: validation.check_interval(value, name, 0.0, 1.0, low_open=True)
+)
 
 
 def setting(
@@ -69,9 +106,10 @@ def setting(
     help: str,
     flag: str | None = None,
     choices: tuple | None = None,
-    parse: Callable[[str], Any] | None = None,
+    parse: Parser | None = None,
     resumable: bool = False,
     cli: bool = True,
+    applies: tuple[Callable[[Any], bool], str] | None = None,
 ) -> Any:
     """A dataclass field with what the command line needs to know about it.
 
@@ -84,16 +122,85 @@ def setting(
     flag:
         Option name (default: ``--field-name``).
     choices, parse:
-        Allowed values; a converter from text that raises ``argparse.ArgumentTypeError``.
+        Allowed values; a :class:`Parser` (converter from text and check of values, which
+        :func:`check_settings` applies to every value however it was given).
     resumable:
         Whether a resumed run may change it (``steps``: yes, ``seed``: no).
     cli:
         Whether :func:`add_arguments` offers it.
+    applies:
+        ``(predicate, where)`` for a setting that only some runs use: ``predicate(config)``
+        says whether it applies, ``where`` completes "it is used ..." in the error
+        :func:`check_applicable` raises when it is given where it does not.
     """
-    metadata = {"help": help, "flag": flag, "choices": choices, "parse": parse, "resumable": resumable, "cli": cli}
+    metadata = {"help": help, "flag": flag, "choices": choices, "parse": parse, "resumable": resumable, "cli": cli,
+                "applies": applies}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple for sequence defaults (configs are frozen)")
     return dataclasses.field(default=default, metadata=metadata)
+
+
+class OptionError(ValueError):
+    """A setting that is out of range or does not apply to the run: on the command line, a usage error.
+
+    ``setting`` and ``reason`` are set for one that does not apply, so that the command
+    line can name the option as the user typed it.
+    """
+
+    def __init__(self, message: str, setting: str | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.setting, self.reason = setting, reason
+
+
+def _not_applicable(label: str, reason: str) -> str:
+    return f"{label} does not apply to this run: it is used {reason}"
+
+
+def check_settings(config: Any) -> None:
+    """Check every field of a settings dataclass and store it as a plain value (call from ``__post_init__``).
+
+    Each value goes through its field's :class:`Parser` check and choices (sequences item
+    by item, and never empty), so values from the Python API, YAML files and ``--set``
+    are refused with the same words as on the command line, naming the setting.
+    """
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        parse, choices = field.metadata.get("parse"), field.metadata.get("choices")
+
+        def check(item: Any, field=field, parse=parse, choices=choices) -> Any:
+            if choices:
+                validation.check_choice(item, field.name, choices)
+            return parse.check(item, field.name) if isinstance(parse, Parser) else item
+
+        if typing.get_origin(hints[field.name]) is tuple:
+            if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)) or not value:
+                raise ValueError(f"{field.name} must be a non-empty sequence, got {value!r}")
+            checked = tuple(check(item) for item in value)
+        else:
+            checked = check(value)
+        object.__setattr__(config, field.name, checked)
+
+
+def check_applicable(config: Any, names: typing.Iterable[str], flags: bool = False) -> None:
+    """Refuse, with an :class:`OptionError`, any setting in ``names`` that does not apply to ``config``.
+
+    ``names`` are the settings the user gave (options on the command line, keyword
+    arguments); a setting applies unless its field's ``applies`` predicate says otherwise.
+    Errors name the option (``flags``) or the field.
+    """
+    names = set(names)
+    for field in dataclasses.fields(config):
+        rule = field.metadata.get("applies")
+        if field.name in names and rule is not None and not rule[0](config):
+            label = _flag(field) if flags else field.name
+            raise OptionError(_not_applicable(label, rule[1]), field.name, rule[1])
+
+
+def changed_settings(config: Any) -> set[str]:
+    """The fields of ``config`` that differ from their defaults."""
+    return {field.name for field in dataclasses.fields(config)
+            if field.default is dataclasses.MISSING or getattr(config, field.name) != field.default}
 
 
 def _flag(field: dataclasses.Field) -> str:
@@ -138,15 +245,35 @@ def add_arguments(
         parser.add_argument(_flag(field), **options)
 
 
-def from_arguments(config_class: type[Config], args: argparse.Namespace, **overrides: Any) -> Config:
-    """The config of the parsed options (sequences become tuples), with ``overrides`` applied."""
+def given_settings(config_class: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of ``config_class`` present in the parsed options (sequences as tuples)."""
     values = {}
     for field in dataclasses.fields(config_class):
         if hasattr(args, field.name):
             value = getattr(args, field.name)
             values[field.name] = tuple(value) if isinstance(value, list) else value
-    values.update(overrides)
-    return config_class(**values)
+    return values
+
+
+def from_arguments(config_class: type[Config], args: argparse.Namespace, **overrides: Any) -> Config:
+    """The config of the parsed options, with ``overrides`` applied.
+
+    With options added by ``add_arguments(..., only_given=True)``, the options the user
+    gave are checked to apply to the run (:func:`check_applicable`); every problem with
+    them, a value out of range included, is an :class:`OptionError`.
+    """
+    given = given_settings(config_class, args)
+    try:
+        config = config_class(**{**given, **overrides})
+        check_applicable(config, given, flags=True)
+    except OptionError as error:
+        if error.setting in given:  # refused by the class itself: name the option, not the field
+            flag = _flag(next(f for f in dataclasses.fields(config_class) if f.name == error.setting))
+            raise OptionError(_not_applicable(flag, error.reason), error.setting, error.reason) from None
+        raise
+    except ValueError as error:
+        raise OptionError(str(error)) from None
+    return config
 
 
 def _jsonable(value: Any) -> Any:
@@ -200,3 +327,57 @@ def check_resumable(path: Path, config: Any) -> None:
             f"{path.parent} holds a run with other settings ({'; '.join(changed)}); "
             "resume with the same settings or choose another output folder"
         )
+
+
+# ---------------------------------------------------------------- command lines
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser with one-line errors: ``prog: error: message (see prog --help)``, exit status 2.
+
+    argparse prints the whole usage block before its error, a dozen lines for a command
+    with many options; the usage stays one ``--help`` away. Subcommands inherit the class.
+    """
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
+
+
+#: What bad input raises in library code; the command lines report these in one line.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, FloatingPointError)
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line (the type's name if it has none)."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text or type(error).__name__
+
+
+def run_command(
+    parser: argparse.ArgumentParser, command: Callable[[], Any], errors: tuple[type[BaseException], ...] = ()
+) -> None:
+    """Run ``command`` for the (sub)command ``parser``, reporting bad input without a traceback.
+
+    An :class:`OptionError` is a usage error (``parser.error``: ``prog: error: message``,
+    exit status 2, one line with :class:`ArgumentParser`); any other error of
+    :data:`INPUT_ERRORS` or ``errors`` is one line ``prog: message`` on stderr with exit
+    status 1 (an ``OSError``, such as a full disk or a read-only folder, as ``prog: PATH:
+    cause``); Ctrl-C ends with ``prog: interrupted`` and exit status 130.
+    """
+    try:
+        command()
+    except OptionError as error:
+        parser.error(one_line(error))
+    except OSError as error:
+        raise SystemExit(f"{parser.prog}: {describe_os_error(error)}") from None
+    except (*INPUT_ERRORS, *errors) as error:
+        raise SystemExit(f"{parser.prog}: {one_line(error)}") from None
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def check_new_file(path: Path, force: bool) -> Path:
+    """``path``, unless a file is already there and ``force`` is off (``FileExistsError`` saying so)."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force to replace it, or choose another --out")
+    return path

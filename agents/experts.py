@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import gymnasium as gym
 import numpy as np
 
-from agents.config import non_negative_int, positive_int, setting
+from agents.config import check_settings, non_negative_int, positive_int, setting
 from agents.demonstrations import Demonstrations, load_demonstrations
 from agents.harness import PROGRESS_FILE, Schedule, TrainingRun, episode_seed, read_progress
 from agents.logger import MetricWindow, check_finite
@@ -101,22 +101,8 @@ class ExpertConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"env_id must be a Gymnasium id, got {self.env_id!r}")
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
-        # Plain ints (not numpy's), so that config.json can hold them.
-        for name in ("steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "batch_size"):
-            object.__setattr__(self, name, _checked_int(name, getattr(self, name), minimum=1))
-        for name in ("seed", "learning_starts"):
-            object.__setattr__(self, name, _checked_int(name, getattr(self, name), minimum=0))
-        if isinstance(self.hidden, (str, bytes)) or not self.hidden:
-            raise ValueError(f"hidden must be a non-empty sequence of layer widths, got {self.hidden!r}")
-        object.__setattr__(self, "hidden", tuple(_checked_int("hidden", width, minimum=1) for width in self.hidden))
-
-
-def _checked_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+        # Every value checked as on the command line, and stored as plain ints that config.json can hold.
+        check_settings(self)
 
 
 @dataclass

@@ -22,19 +22,21 @@ from __future__ import annotations
 import math
 from typing import TypeVar
 
+from envs.validation import check_non_negative, check_positive_int
+
 Array = TypeVar("Array")  # numpy.ndarray or torch.Tensor
 
 FORMS = ("reward", "cost")
 
 
-def check_optimism(num_critics: int, optimism: float, std_clip: float) -> None:
-    """Raise ``ValueError`` naming the argument that is out of range."""
-    if int(num_critics) != num_critics or num_critics < 1:
-        raise ValueError(f"num_critics must be an integer >= 1, got {num_critics!r}")
-    if not (optimism >= 0 and math.isfinite(optimism)):
-        raise ValueError(f"optimism must be a finite number >= 0, got {optimism!r}")
-    if not std_clip >= 0:
-        raise ValueError(f"std_clip must be >= 0 (inf for no clip), got {std_clip!r}")
+def check_optimism(num_critics: int, optimism: float, std_clip: float) -> tuple[int, float, float]:
+    """The three as ``(int, float, float)``; ``ValueError`` naming the argument that is out of range
+    (``num_critics`` an integer >= 1, ``optimism`` a finite number >= 0, ``std_clip`` >= 0 or inf)."""
+    return (
+        check_positive_int(num_critics, "num_critics"),
+        check_non_negative(optimism, "optimism"),
+        check_non_negative(std_clip, "std_clip", allow_inf=True),
+    )
 
 
 def optimistic_value(members: Array, optimism: float, std_clip: float = math.inf, form: str = "reward") -> Array:

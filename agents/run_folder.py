@@ -11,14 +11,11 @@ command-line tool prints.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
-import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
 
 LOCK_FILE = ".lock"
 
@@ -135,22 +132,3 @@ class StopOnInterrupt:
     def __exit__(self, kind, error, traceback) -> bool:
         self.happened = kind is not None and issubclass(kind, KeyboardInterrupt)
         return self.happened
-
-
-@contextlib.contextmanager
-def cli_errors(program: str) -> Iterator[None]:
-    """One line for what a command cannot do: ``OSError`` -> ``"PROGRAM: PATH: cause"`` and ``ValueError`` (bad
-    input, named by the library) -> ``"PROGRAM: message"``, both exit 1; Ctrl-C -> exit 130.
-
-    Wraps a command's work so that a full disk, a read-only folder, a bad argument found
-    by the library or an interrupt ends it with one line instead of a traceback.
-    """
-    try:
-        yield
-    except ValueError as error:
-        raise SystemExit(f"{program}: {error}") from None
-    except OSError as error:
-        raise SystemExit(f"{program}: {describe_os_error(error)}") from None
-    except KeyboardInterrupt:
-        print(f"{program}: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None

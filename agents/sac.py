@@ -41,6 +41,11 @@ from agents.untrusted import (
     MAX_BATCH_SIZE, MAX_BUFFER_SIZE, MAX_CRITICS, RefusedFile, check_stored_count, check_stored_floats,
     check_stored_widths, first_non_finite, load_torch,
 )
+from envs.validation import (
+    check_discount, check_int, check_interval, check_non_negative, check_non_negative_int, check_positive,
+    check_positive_int,
+)
+from envs.validation import check_finite as check_finite_number
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Callable[["SAC"], "bool | None"]
@@ -173,7 +178,9 @@ class SAC:
         ``target_entropy`` (default ``-act_dim``; entropies of the squashed action in
         ``[-1, 1]^d``, as in stable-baselines3, whatever the action box).
     buffer_size, learning_starts:
-        Replay capacity; uniformly random actions before this many steps.
+        Replay capacity (at least ``batch_size``); uniformly random actions for the first
+        ``learning_starts`` steps, then one gradient step after every environment step (the
+        first right after step ``learning_starts``; minibatches are drawn with replacement).
     reward_fn:
         ``reward_fn(obs, actions, next_obs) -> rewards`` on flat batches ``(N, d)``,
         relabelling every sampled critic minibatch; ``None`` uses the environment reward.
@@ -214,11 +221,21 @@ class SAC:
         check_action_box(env.action_space, "SAC")
         if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
             raise ValueError(f"SAC needs 1-D Box observations, got {env.observation_space}")
-        check_optimism(num_critics, optimism, std_clip)
-        if batch_size < 1 or buffer_size < batch_size or not 0 < tau <= 1 or not 0 <= gamma < 1:
-            raise ValueError("need batch_size >= 1, buffer_size >= batch_size, 0 < tau <= 1, 0 <= gamma < 1")
-        if not (alpha == "auto" or (isinstance(alpha, (int, float)) and alpha >= 0)):
-            raise ValueError(f"alpha must be 'auto' or a number >= 0, got {alpha!r}")
+        num_critics, optimism, std_clip = check_optimism(num_critics, optimism, std_clip)
+        if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__len__") or not len(hidden):
+            raise ValueError(f"hidden must be a non-empty sequence of layer widths, got {hidden!r}")
+        hidden = tuple(check_positive_int(width, "hidden") for width in hidden)
+        learning_rate = check_positive(learning_rate, "learning_rate")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        gamma = check_discount(gamma)
+        tau = check_interval(tau, "tau", 0.0, 1.0, low_open=True)
+        if not (alpha == "auto" or isinstance(alpha, (int, float, np.floating))):
+            raise ValueError(f"alpha must be 'auto' or a finite number >= 0, got {alpha!r}")
+        alpha = alpha if alpha == "auto" else check_non_negative(alpha, "alpha")
+        target_entropy = None if target_entropy is None else check_finite_number(target_entropy, "target_entropy")
+        buffer_size = check_int(buffer_size, "buffer_size", minimum=batch_size)
+        learning_starts = check_non_negative_int(learning_starts, "learning_starts")
+        seed = check_non_negative_int(seed, "seed")
         self.env = env
         self.device = resolve_device(device)
         self.obs_dim = env.observation_space.shape[0]
@@ -429,11 +446,11 @@ class SAC:
             Environment steps between logs (counted from the run's first step, so a
             resumed run keeps the schedule).
         """
-        if int(log_every) != log_every or log_every < 1:
-            raise ValueError(f"log_every must be an integer >= 1, got {log_every!r}")
+        total_timesteps = check_non_negative_int(total_timesteps, "total_timesteps")
+        log_every = check_positive_int(log_every, "log_every")
         window = MetricWindow("train")
         with flushed_denormals(self.flush_denormal):
-            for _ in tqdm(range(int(total_timesteps)), disable=not progress, desc="SAC", leave=False):
+            for _ in tqdm(range(total_timesteps), disable=not progress, desc="SAC", leave=False):
                 if self.num_timesteps < self.learning_starts:
                     action = self.env.action_space.sample()
                 else:
@@ -446,7 +463,9 @@ class SAC:
                     self._end_episode()
                     self._obs, _ = self.env.reset()
                 window.step()
-                if self.num_timesteps >= self.learning_starts and self.buffer.size >= self.batch_size:
+                # From learning_starts on, whatever the batch size: minibatches are drawn with replacement
+                # (as stable-baselines3 does), so a buffer smaller than a minibatch is no reason to wait.
+                if self.num_timesteps >= self.learning_starts:
                     metrics = self.train_step()
                     check_finite(metrics, "SAC", self.num_timesteps, cause="a reward or weight became NaN or infinite")
                     window.add(metrics)

@@ -14,16 +14,19 @@ per player when the profile is an expert's).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
+from envs.validation import check_distribution_rows, check_non_negative_int, check_rollout_discount
+
 
 # ------------------------------------------------------------- categorical draws
 @njit(cache=True)
 def categorical(probabilities: np.ndarray, u: float) -> int:
-    """Inverse-CDF draw from ``probabilities`` with a uniform ``u`` in [0, 1)."""
+    """Inverse-CDF draw from ``probabilities`` with a uniform ``u`` in [0, 1) (a kernel: no input checks)."""
     total = 0.0
     for i in range(probabilities.shape[0]):
         total += probabilities[i]
@@ -43,6 +46,7 @@ def cumulative_table(probabilities: np.ndarray) -> np.ndarray:
     on a zero-probability entry, whatever the rounding of the sums.
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
+    check_distribution_rows(probabilities, "probabilities")
     table = np.cumsum(probabilities, axis=-1)
     num_entries = probabilities.shape[-1]
     last_positive = num_entries - 1 - np.argmax(probabilities[..., ::-1] > 0, axis=-1)
@@ -51,7 +55,12 @@ def cumulative_table(probabilities: np.ndarray) -> np.ndarray:
 
 
 def draw(table: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
-    """One index per row of a :func:`cumulative_table` ``(..., K)`` from uniforms of shape ``(...)``."""
+    """One index per row of a :func:`cumulative_table` ``(..., K)`` from uniforms in [0, 1) of shape ``(...)``.
+
+    Like :func:`categorical`, a building block of inner loops without input checks: the table
+    comes from :func:`cumulative_table` (which checks the probabilities) and the uniforms
+    from a generator's ``random``.
+    """
     return (np.asarray(uniforms)[..., None] >= table).sum(axis=-1)
 
 
@@ -64,7 +73,7 @@ def sample_categorical(probabilities: np.ndarray, rng: np.random.Generator) -> n
 # ------------------------------------------------------------ profile rollouts
 @njit(cache=True)
 def draw_joint(packed: np.ndarray, num_actions: np.ndarray, state: int, rng: np.random.Generator) -> int:
-    """Flat joint action (C order) of a packed profile ``(n, S, max A)`` at ``state``."""
+    """Flat joint action (C order) of a packed profile ``(n, S, max A)`` at ``state`` (a kernel: no input checks)."""
     joint = 0
     for i in range(packed.shape[0]):
         joint = joint * num_actions[i] + categorical(packed[i, state, : num_actions[i]], rng.random())
@@ -163,9 +172,11 @@ def sample_occupancy(
     num_actions:
         ``(n,)`` int64 actions per player.
     initial, gamma:
-        Initial distribution and discount.
+        Initial distribution and discount; ``gamma`` within
+        :data:`envs.validation.MIN_ROLLOUT_DISCOUNT_GAP` of 1 is refused (a rollout would
+        take millions of steps).
     count:
-        States to return.
+        States to return (>= 0).
     every_state:
         Keep every state of consecutive rollouts (trajectory samples) instead of only
         the last state of each (independent samples from ``d^pi``).
@@ -175,11 +186,30 @@ def sample_occupancy(
         Also take one more step from each kept state and return ``s'`` (implies
         ``with_actions``).
     """
-    if int(count) != count or count < 0:
-        raise ValueError(f"count must be a non-negative integer, got {count!r}")
+    count = check_non_negative_int(count, "count")
+    gamma = check_rollout_discount(gamma)
+    num_actions = np.asarray(num_actions, dtype=np.int64)
+    initial = np.ascontiguousarray(initial, dtype=np.float64)
+    joint_transitions, packed = np.asarray(joint_transitions), np.asarray(packed)
+    # The kernel indexes these arrays unchecked: shapes that disagree would read out of bounds.
+    # (Plain Python on the few action counts: numpy's reductions cost more in the algorithms' inner loops.)
+    counts = num_actions.tolist() if num_actions.ndim == 1 else None
+    num_states = initial.shape[0] if initial.ndim == 1 else -1
+    if (
+        counts is None
+        or joint_transitions.ndim != 3
+        or joint_transitions.shape[::2] != (num_states, num_states)
+        or joint_transitions.shape[1] != math.prod(counts)
+        or packed.shape[:2] != (len(counts), num_states)
+        or packed.shape[2] < max(counts, default=0)
+    ):
+        raise ValueError(
+            f"shapes disagree: joint_transitions {joint_transitions.shape} must be (S, prod(num_actions), S), "
+            f"packed {packed.shape} (n, S, max A), num_actions {tuple(num_actions)} (n,) and initial {initial.shape} (S,)"
+        )
     with_actions = bool(with_actions or with_next)
     states, joints, next_states, steps, draws = _geometric_rollouts(
-        joint_transitions, packed, np.asarray(num_actions, dtype=np.int64), np.ascontiguousarray(initial),
-        float(gamma), int(count), bool(every_state), with_actions, bool(with_next), rng,
+        joint_transitions, packed, num_actions, initial,
+        gamma, count, bool(every_state), with_actions, bool(with_next), rng,
     )
     return OccupancySample(states, joints, next_states, int(steps), int(draws))

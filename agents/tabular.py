@@ -20,7 +20,10 @@ from numba import njit
 from scipy.optimize import linprog
 
 from agents.interface import PolicyProfile, TabularPolicy
-from envs.markov_game import MarkovGame, check_distribution_rows
+from envs.markov_game import MarkovGame
+from envs.validation import (
+    check_discount, check_distribution_rows, check_finite_array, check_int, check_positive, check_positive_int,
+)
 
 #: What the solvers take as a profile: a PolicyProfile, or one (S, A_i) array or
 #: TabularPolicy per player (a single one for an MDP).
@@ -436,9 +439,7 @@ def uniform_policies(game: MarkovGame) -> list[np.ndarray]:
 
 
 def _check_player(game: MarkovGame, player: int) -> int:
-    if not (0 <= int(player) < game.num_players) or int(player) != player:
-        raise ValueError(f"player must be in [0, {game.num_players}), got {player!r}")
-    return int(player)
+    return check_int(player, "player", 0, game.num_players - 1)
 
 
 # --------------------------------------------------------------------- values
@@ -523,17 +524,21 @@ def solve_mdp(
     """
     transitions = np.ascontiguousarray(transitions, dtype=np.float64)
     rewards = np.ascontiguousarray(rewards, dtype=np.float64)
-    if transitions.ndim != 3 or transitions.shape[0] != transitions.shape[2]:
+    if transitions.ndim != 3 or transitions.shape[0] != transitions.shape[2] or 0 in transitions.shape:
         raise ValueError(f"transitions must have shape (S, A, S), got {transitions.shape}")
     if rewards.shape != transitions.shape[:2]:
         raise ValueError(f"rewards must have shape {transitions.shape[:2]}, got {rewards.shape}")
+    check_distribution_rows(transitions, "transitions")
+    check_finite_array(rewards, "rewards")
+    gamma = check_discount(gamma)
+    max_iterations = check_positive_int(max_iterations, "max_iterations")
     if allowed is None:
         allowed = np.ones(rewards.shape, dtype=np.bool_)
     allowed = np.ascontiguousarray(allowed, dtype=np.bool_)
     if allowed.shape != rewards.shape or not allowed.any(axis=1).all():
         raise ValueError("allowed must have shape (S, A) with at least one action per state")
     policy, state_values, q, iterations = _policy_iteration(
-        transitions, rewards, float(gamma), allowed, np.zeros(rewards.shape[0]), max_iterations
+        transitions, rewards, gamma, allowed, np.zeros(rewards.shape[0]), max_iterations
     )
     if iterations < 0:
         raise RuntimeError(f"policy iteration did not converge in {max_iterations} steps")
@@ -644,9 +649,11 @@ def concentrability(
     for the single-policy coefficient the deviation may only use actions that
     are optimal (Q within :data:`OPTIMAL_ACTION_TOLERANCE`) in the player's
     best-response MDP. Ratios use ``x / 0 = inf`` for ``x > 0`` and ``0 / 0 = 0``,
-    with occupancies below :data:`ZERO_OCCUPANCY` counted as zero.
+    with occupancies below :data:`ZERO_OCCUPANCY` counted as zero. ``max_iterations``
+    (>= 1) bounds every policy iteration.
     """
     expert_policies = check_policies(game, expert_policies)
+    max_iterations = check_positive_int(max_iterations, "max_iterations")
     expert_occupancy = occupancy(game, expert_policies)
     single, full = [], []
     for i in range(game.num_players):
@@ -668,7 +675,9 @@ def solve_matrix_game(payoff: np.ndarray) -> tuple[float, np.ndarray, np.ndarray
     One linear program (scipy's HiGHS): ``max v`` s.t. ``payoff^T x >= v``,
     ``x`` in the simplex. The column player's strategy is the LP's dual.
     """
-    payoff = np.asarray(payoff, dtype=np.float64)
+    payoff = check_finite_array(payoff, "payoff")
+    if payoff.ndim != 2 or 0 in payoff.shape:
+        raise ValueError(f"payoff must be a non-empty matrix (A, B), got shape {payoff.shape}")
     num_rows, num_cols = payoff.shape
     objective = np.zeros(num_rows + 1)
     objective[-1] = -1.0
@@ -712,6 +721,15 @@ def zero_sum_equilibrium(
     per-state equilibrium strategies is at most ``tol``, so the returned
     profile is certified, not just converged.
 
+    Parameters
+    ----------
+    game:
+        A two-player zero-sum game.
+    tol:
+        Nash gap (> 0) at which to stop.
+    max_iterations:
+        Shapley iterations (>= 1) before giving up with a ``RuntimeError``.
+
     Returns
     -------
     ZeroSumEquilibrium
@@ -720,6 +738,8 @@ def zero_sum_equilibrium(
     """
     if game.num_players != 2 or not game.is_zero_sum():
         raise ValueError("zero_sum_equilibrium needs a two-player zero-sum game (rewards[1] == -rewards[0])")
+    tol = check_positive(tol, "tol")
+    max_iterations = check_positive_int(max_iterations, "max_iterations")
     num_states = game.num_states
     reward = game.rewards[0]
     state_values = np.zeros(num_states)

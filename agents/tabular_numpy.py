@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from envs.markov_game import MarkovGame
+from envs.validation import check_discount, check_int, check_positive_int
 
 
 def joint_policy(policies: Sequence[np.ndarray]) -> np.ndarray:
@@ -50,6 +51,7 @@ def induced_mdp(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Player ``player``'s MDP with the other players folded into the dynamics."""
     num_players = game.num_players
+    player = check_int(player, "player", 0, num_players - 1)
     others = [i for i in range(num_players) if i != player]
     # Move the player's axis next to the state axis, then contract the rest.
     transitions = np.moveaxis(game.transitions, player + 1, 1)
@@ -66,6 +68,8 @@ def solve_mdp(
     transitions: np.ndarray, rewards: np.ndarray, gamma: float, max_iterations: int = 10_000
 ) -> tuple[np.ndarray, np.ndarray]:
     """Howard's policy iteration; returns the deterministic policy (S,) and its values (S,)."""
+    gamma = check_discount(gamma)
+    max_iterations = check_positive_int(max_iterations, "max_iterations")
     num_states = rewards.shape[0]
     states = np.arange(num_states)
     policy = rewards.argmax(axis=1)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 
 from envs.markov_game import MarkovGame
+from envs.validation import (
+    check_discount, check_finite, check_finite_array, check_positive_int, check_probability, check_seed,
+)
 
 
 def matrix_game(payoff: np.ndarray, gamma: float = 0.9) -> MarkovGame:
@@ -19,9 +23,9 @@ def matrix_game(payoff: np.ndarray, gamma: float = 0.9) -> MarkovGame:
     gamma:
         Discount factor; a stationary policy's value is ``payoff value / (1 - gamma)``.
     """
-    payoff = np.asarray(payoff, dtype=np.float64)
-    if payoff.ndim != 2:
-        raise ValueError(f"payoff must be a matrix (A, B), got shape {payoff.shape}")
+    payoff = check_finite_array(payoff, "payoff")
+    if payoff.ndim != 2 or 0 in payoff.shape:
+        raise ValueError(f"payoff must be a non-empty matrix (A, B), got shape {payoff.shape}")
     num_rows, num_cols = payoff.shape
     transitions = np.ones((1, num_rows, num_cols, 1))
     rewards = np.stack([payoff, -payoff])[:, None]
@@ -64,19 +68,18 @@ def random_game(
     gamma:
         Discount factor.
     """
-    if num_states < 1 or num_players < 1:
-        raise ValueError(f"need num_states >= 1 and num_players >= 1, got {num_states}, {num_players}")
-    if np.isscalar(num_actions):
-        actions = (int(num_actions),) * num_players
+    num_states = check_positive_int(num_states, "num_states")
+    num_players = check_positive_int(num_players, "num_players")
+    if np.ndim(num_actions) == 0:
+        actions = (check_positive_int(num_actions, "num_actions"),) * num_players
     else:
-        actions = tuple(int(a) for a in num_actions)
+        actions = tuple(check_positive_int(a, f"num_actions[{i}]") for i, a in enumerate(num_actions))
         if len(actions) != num_players:
             raise ValueError(f"num_actions has {len(actions)} entries for {num_players} players")
-    if min(actions) < 1:
-        raise ValueError(f"every player needs at least one action, got {actions}")
     if zero_sum and num_players != 2:
         raise ValueError(f"zero_sum games need exactly 2 players, got {num_players}")
-    rng = np.random.default_rng(seed)
+    gamma = check_discount(gamma)
+    rng = np.random.default_rng(check_seed(seed))
     transitions = rng.dirichlet(np.ones(num_states), size=(num_states, *actions))
     if zero_sum:
         reward = rng.uniform(-1.0, 1.0, size=(num_states, *actions))
@@ -85,6 +88,11 @@ def random_game(
         rewards = rng.uniform(-1.0, 1.0, size=(num_players, num_states, *actions))
     return MarkovGame(transitions, rewards, np.full(num_states, 1.0 / num_states), gamma)
 
+
+#: Where the concentrability of :func:`lower_bound_expert`'s family is smallest (see there):
+#: the weight solving ``lambda = 1 - lambda^2``, and the golden ratio, ``1 / lambda`` there.
+LOWER_BOUND_MIN_WEIGHT = (math.sqrt(5.0) - 1.0) / 2.0
+LOWER_BOUND_MIN_CONCENTRABILITY = (1.0 + math.sqrt(5.0)) / 2.0
 
 #: State names of :func:`lower_bound_game`, in index order.
 LOWER_BOUND_STATES = ("s0", "s1", "s2", "s3", "X1", "X2", "Cp")
@@ -108,6 +116,7 @@ def lower_bound_game(
     The exact payoffs of the paper were not available; with ``c = 1`` the uniform
     policy at ``s1`` is itself an equilibrium, so the default is ``c = 0.5``.
     """
+    c, x1_reward = check_finite(c, "c"), check_finite(x1_reward, "x1_reward")
     num_states, num_actions = len(LOWER_BOUND_STATES), 3
     transitions = np.zeros((num_states, num_actions, num_actions, num_states))
     transitions[S0, :, :, S1] = 1.0
@@ -136,9 +145,20 @@ def lower_bound_expert(weight_black: float) -> list[np.ndarray]:
     ``s0 -> s1 -> Cp``) otherwise; both play ``(a3, b3)`` at ``s1`` and ``a1``/``b1``
     elsewhere (those states' actions do not matter). ``weight_black = 1`` never
     visits ``s1``.
+
+    Concentrability of the family (``gamma > 0``, any ``c`` and ``x1_reward``): against the
+    other expert, a player who switches to ``a3`` at ``s0`` reaches ``s2`` (and ``s3``) with
+    probability ``lambda = weight_black`` where the expert profile does with ``lambda^2``,
+    one who switches to ``a1`` reaches ``s1`` surely where the profile does with
+    ``1 - lambda^2``, and no deviation reaches ``X1`` or ``X2`` (the other plays ``b3`` at
+    ``s1``). Every deviation earns 0, so all are best responses and both coefficients are
+    ``C(lambda) = max(1 / lambda, 1 / (1 - lambda^2))`` for ``0 < lambda < 1``
+    (``C(0) = 1``: no one can reach ``s2`` alone; ``C(1) = inf``). Over ``0 < lambda < 1``
+    it is smallest where the two terms meet, at :data:`LOWER_BOUND_MIN_WEIGHT`, with
+    ``C =`` :data:`LOWER_BOUND_MIN_CONCENTRABILITY` (the golden ratio, about 1.618), and
+    grows to ``inf`` on either side.
     """
-    if not 0.0 <= weight_black <= 1.0:
-        raise ValueError(f"weight_black must lie in [0, 1], got {weight_black}")
+    weight_black = check_probability(weight_black, "weight_black")
     policy = np.zeros((len(LOWER_BOUND_STATES), 3))
     policy[:, 0] = 1.0
     policy[S0] = [1.0 - weight_black, 0.0, weight_black]

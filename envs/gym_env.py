@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.markov_game import MarkovGame
+from envs.validation import check_positive_int
 
 
 class TabularMDPEnv(gym.Env):
@@ -24,10 +25,8 @@ class TabularMDPEnv(gym.Env):
     def __init__(self, game: MarkovGame, max_steps: int = 100) -> None:
         if game.num_players != 1:
             raise ValueError(f"TabularMDPEnv needs a one-player game (an MDP), got {game.num_players} players")
-        if int(max_steps) != max_steps or max_steps < 1:
-            raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
         self.game = game
-        self.max_steps = int(max_steps)
+        self.max_steps = check_positive_int(max_steps, "max_steps")
         self.observation_space = spaces.Discrete(game.num_states)
         self.action_space = spaces.Discrete(game.num_actions[0])
         self._simulator = game.simulator()

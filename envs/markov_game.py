@@ -14,45 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-#: Tolerance on the sum of every probability row.
-ROW_SUM_TOLERANCE = 1e-8
+# check_distribution_rows and ROW_SUM_TOLERANCE lived here first; importing them from here still works.
+from envs.validation import ROW_SUM_TOLERANCE, check_discount, check_distribution_rows, check_finite_array, check_seed
 
-
-def _first_index(mask: np.ndarray) -> tuple[int, ...]:
-    return tuple(int(i) for i in np.argwhere(mask)[0])
-
-
-def _format_index(index: tuple[int, ...], trailing_slice: bool = False) -> str:
-    parts = [str(i) for i in index]
-    if trailing_slice:
-        parts.append(":")
-    return "[" + ", ".join(parts) + "]"
-
-
-def check_distribution_rows(array: np.ndarray, name: str) -> None:
-    """Raise ``ValueError`` unless every row along the last axis is a probability vector.
-
-    Parameters
-    ----------
-    array:
-        Array whose last axis holds probability vectors.
-    name:
-        Name of the field, used in the error message.
-    """
-    if not np.all(np.isfinite(array)):
-        index = _first_index(~np.isfinite(array))
-        raise ValueError(f"{name}{_format_index(index)} is not finite ({array[index]})")
-    if np.any(array < 0):
-        index = _first_index(array < 0)
-        raise ValueError(f"{name}{_format_index(index)} = {array[index]:.6g} is negative")
-    sums = array.sum(axis=-1)
-    bad = np.abs(sums - 1.0) > ROW_SUM_TOLERANCE
-    if np.any(bad):
-        index = _first_index(bad)
-        raise ValueError(
-            f"{name}{_format_index(index, trailing_slice=True)} sums to {sums[index]:.12g}, "
-            f"expected 1 (within {ROW_SUM_TOLERANCE:g})"
-        )
+__all__ = ["MarkovGame", "ROW_SUM_TOLERANCE", "check_distribution_rows"]
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -118,15 +83,9 @@ class MarkovGame:
             )
         if initial.shape != (num_states,):
             raise ValueError(f"initial must have shape ({num_states},), got {initial.shape}")
-        if not np.isscalar(gamma) and np.ndim(gamma) != 0:
-            raise ValueError(f"gamma must be a scalar, got {gamma!r}")
-        gamma = float(gamma)
-        if not 0.0 <= gamma < 1.0:
-            raise ValueError(f"gamma must satisfy 0 <= gamma < 1, got {gamma}")
+        gamma = check_discount(gamma)
         check_distribution_rows(transitions, "transitions")
-        if not np.all(np.isfinite(rewards)):
-            index = _first_index(~np.isfinite(rewards))
-            raise ValueError(f"rewards{_format_index(index)} is not finite ({rewards[index]})")
+        check_finite_array(rewards, "rewards")
         check_distribution_rows(initial, "initial")
 
         self._transitions = _frozen(transitions)
@@ -222,7 +181,7 @@ class MarkovGame:
             Reseeds the simulator's ``numpy.random.Generator`` when given.
         """
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
+            self._rng = np.random.default_rng(check_seed(seed))
         self._state = int(self._rng.choice(self.num_states, p=self._initial))
         return self._state
 

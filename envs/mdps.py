@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from envs.markov_game import MarkovGame
+from envs.validation import check_discount, check_int, check_interval, check_probability, check_seed
+
+#: Draws of walls :func:`random_gridworld` tries before it gives up on a start and goal that connect.
+MAX_GRID_DRAWS = 10_000
 
 
 def mdp(transitions: np.ndarray, rewards: np.ndarray, initial: np.ndarray, gamma: float) -> MarkovGame:
@@ -22,8 +26,8 @@ def two_state_mdp(num_actions: int = 20, gamma: float = 0.99) -> MarkovGame:
     ``num_actions`` actions is good, and its advantage shows only in rare
     transitions.
     """
-    if num_actions < 2:
-        raise ValueError(f"num_actions must be >= 2, got {num_actions}")
+    num_actions = check_int(num_actions, "num_actions", minimum=2)
+    gamma = check_discount(gamma)
     stay_good, stay_bad = 0.999899, 0.989899
     transitions = np.zeros((2, num_actions, 2))
     transitions[0, :, 0] = stay_bad
@@ -47,8 +51,8 @@ def river_swim(num_states: int = 6, gamma: float = 0.95) -> MarkovGame:
     and 1 for ``right`` in the last state: a myopic learner settles for the
     small reward.
     """
-    if num_states < 3:
-        raise ValueError(f"num_states must be >= 3, got {num_states}")
+    num_states = check_int(num_states, "num_states", minimum=3)
+    gamma = check_discount(gamma)
     S = num_states
     transitions = np.zeros((S, 2, S))
     for s in range(S):
@@ -78,12 +82,12 @@ def random_gridworld(
     start cell and a goal cell, all reachable from the start; reward 1 for
     every step spent in the goal cell. States index the free cells row by row.
     """
-    if size < 2:
-        raise ValueError(f"size must be >= 2, got {size}")
-    if not 0.0 <= slip <= 1.0 or not 0.0 <= wall_fraction < 1.0:
-        raise ValueError("need 0 <= slip <= 1 and 0 <= wall_fraction < 1")
-    rng = np.random.default_rng(seed)
-    while True:
+    size = check_int(size, "size", minimum=2)
+    slip = check_probability(slip, "slip")
+    wall_fraction = check_interval(wall_fraction, "wall_fraction", 0.0, 1.0, high_open=True)
+    gamma = check_discount(gamma)
+    rng = np.random.default_rng(check_seed(seed))
+    for _ in range(MAX_GRID_DRAWS):
         walls = rng.random((size, size)) < wall_fraction
         free = np.argwhere(~walls)
         if len(free) < 2:
@@ -91,6 +95,10 @@ def random_gridworld(
         start, goal = rng.choice(len(free), size=2, replace=False)
         if _reachable(walls, tuple(free[start]), tuple(free[goal])):
             break
+    else:
+        # Dense walls on a small grid almost never leave a connected start and goal: refuse rather than loop.
+        raise ValueError(f"no {size} x {size} grid with wall_fraction = {wall_fraction} connected a start and a goal "
+                         f"in {MAX_GRID_DRAWS} draws; use a smaller wall_fraction or a larger size")
     index = {tuple(cell): i for i, cell in enumerate(free)}
     S = len(free)
     transitions = np.zeros((S, 4, S))

@@ -15,6 +15,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from envs.markov_game import MarkovGame
+from envs.validation import check_positive_int
 
 
 class MarkovGameParallelEnv(ParallelEnv):
@@ -33,12 +34,10 @@ class MarkovGameParallelEnv(ParallelEnv):
     metadata = {"name": "markov_game_v0", "render_modes": ["ansi"], "is_parallelizable": True}
 
     def __init__(self, game: MarkovGame, max_steps: int = 100, render_mode: str | None = None):
-        if int(max_steps) != max_steps or max_steps < 1:
-            raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.game = game
-        self.max_steps = int(max_steps)
+        self.max_steps = check_positive_int(max_steps, "max_steps")
         self.render_mode = render_mode
         self.possible_agents = [f"player_{i}" for i in range(game.num_players)]
         self.agents: list[str] = []

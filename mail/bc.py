@@ -11,7 +11,8 @@ from agents.sampling import sample_categorical, sample_occupancy
 from agents.tabular import Profile
 from agents.tabular_demonstrations import TabularDemonstrations
 from envs.markov_game import MarkovGame
-from mail.loop import IterateTracker, check_budget, log_point
+from envs.validation import check_choice, check_non_negative_int, check_seed
+from mail.loop import IterateTracker, log_point
 from mail.oracle import ExpertOracle
 from mail.result import MailHistory, MailResult
 
@@ -21,9 +22,7 @@ DEFAULTS = ("uniform", "first")
 
 def _check_sampling(sampling: str) -> bool:
     """Whether ``sampling`` keeps every state of the rollouts."""
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
-    return sampling == "trajectory"
+    return check_choice(sampling, "sampling", SAMPLINGS) == "trajectory"
 
 
 def expert_dataset(
@@ -41,10 +40,10 @@ def expert_dataset(
     (the dataset's size is its cost); to collect demonstrations through counted
     queries instead, pass an :class:`~mail.oracle.ExpertOracle` to :func:`bc`.
     """
-    num_samples = check_budget("num_samples", num_samples)
+    num_samples = check_non_negative_int(num_samples, "num_samples")
     expert_policies = tabular.check_policies(game, expert_policies)
     every_state = _check_sampling(sampling)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     states = sample_occupancy(
         game.joint_transitions, tabular.pack_policies(game, expert_policies), np.asarray(game.num_actions),
         game.initial, game.gamma, num_samples, rng, every_state=every_state,
@@ -78,9 +77,9 @@ def bc(
         Policy at states the data never visit: ``"uniform"`` or ``"first"`` (always
         the first action); it decides BC's Nash gap where the expert never goes.
     sampling:
-        ``"iid"`` or ``"trajectory"`` (see :func:`expert_dataset`), for an oracle.
+        ``"iid"`` or ``"trajectory"`` (see :func:`expert_dataset`); only for an oracle.
     seed:
-        Seeds the rollouts when collecting from an oracle.
+        Seeds the rollouts when collecting from an oracle (a dataset refuses one).
 
     Returns
     -------
@@ -88,22 +87,23 @@ def bc(
         The cloned profile as every reported policy, with one history point whose
         ``expert_queries`` is the number of samples (dataset) or of queries (oracle).
     """
-    if default not in DEFAULTS:
-        raise ValueError(f"default must be one of {DEFAULTS}, got {default!r}")
+    check_choice(default, "default", DEFAULTS)
     if isinstance(data, ExpertOracle):
         data.check_game(game)
         if num_samples is None:
             raise ValueError("num_samples is required when cloning from an oracle")
-        num_samples = check_budget("num_samples", num_samples)
+        num_samples = check_non_negative_int(num_samples, "num_samples")
         start = data.total_queries
-        sample = data.demonstrate(game, num_samples, _check_sampling(sampling), np.random.default_rng(seed))
+        sample = data.demonstrate(game, num_samples, _check_sampling(sampling), np.random.default_rng(check_seed(seed)))
         table = tabular.joint_action_table(game)
         dataset = TabularDemonstrations(sample.states, table[sample.joint_actions], source="oracle")
         cost = data.total_queries - start
     elif isinstance(data, TabularDemonstrations):
+        if sampling != "iid" or seed is not None:
+            raise ValueError("sampling and seed apply only when cloning from an ExpertOracle, not from a dataset")
         dataset = data
         if num_samples is not None:
-            num_samples = check_budget("num_samples", num_samples)
+            num_samples = check_non_negative_int(num_samples, "num_samples")
             if num_samples > len(data):
                 raise ValueError(f"num_samples = {num_samples} exceeds the dataset's {len(data)} samples")
             dataset = data.head(num_samples)

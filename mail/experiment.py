@@ -7,7 +7,6 @@ Each (algorithm, seed, query budget) is a separate run whose iteration count
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from dataclasses import dataclass
@@ -18,16 +17,20 @@ from scipy import optimize
 from tqdm.auto import tqdm
 
 from agents import plotting, records, tabular
-from agents.config import positive_int, setting
+from agents.config import Parser, at_least, changed_settings, check_applicable, check_settings, positive_int, setting
 from envs import games
 from envs.markov_game import MarkovGame
+from envs.validation import check_choice, check_int, check_non_negative_int, check_positive_int
 from mail.bc import bc, expert_dataset
 from mail.mail_bro import mail_bro
-from mail.murmail import murmail, queries_per_iteration
+from mail.murmail import INNER, murmail, queries_per_iteration
 from mail.oracle import ExpertOracle
+from mail.result import REPORTED
 
 ALGORITHMS = ("bc", "mail-bro", "murmail")
 GAMES = ("lower-bound", "random-zero-sum")
+#: The smallest query budget of a grid.
+MIN_QUERIES = 10
 #: Columns of a results CSV and their types.
 CSV_FIELDS = {
     "game": str, "target_c": float, "c_single": float, "c_all": float, "algo": str, "seed": int,
@@ -36,15 +39,34 @@ CSV_FIELDS = {
 }
 
 
-def concentrability_value(text: str) -> float:
-    """A command-line concentrability: a number > 1, or ``inf``."""
+#: Smallest target concentrability the lower-bound expert family reaches (see envs.games.lower_bound_expert).
+MIN_CONCENTRABILITY = games.LOWER_BOUND_MIN_CONCENTRABILITY
+#: Targets this close below the minimum (relative) count as the minimum itself: rounding of a typed 1.618034.
+_MIN_TOLERANCE = 1e-6
+
+
+def check_concentrability(value: float, name: str | None = "concentrability") -> float:
+    """A target concentrability of the lower-bound expert family: at least :data:`MIN_CONCENTRABILITY`, or inf.
+
+    The family's coefficient is ``max(1 / lambda, 1 / (1 - lambda^2))``, never below the
+    golden ratio (about 1.618) except at the degenerate ``lambda = 0`` (C = 1), so smaller
+    targets are out of its reach.
+    """
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r} (use 'inf' for infinite)") from None
-    if not value > 1:
-        raise argparse.ArgumentTypeError(f"concentrability must be > 1 (or inf), got {text}")
-    return value
+        value = float(value)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not value >= MIN_CONCENTRABILITY * (1 - _MIN_TOLERANCE):
+        prefix = f"{name} " if name else ""
+        raise ValueError(
+            f"{prefix}must be at least {MIN_CONCENTRABILITY:.6f} (or inf), got {value!r}: the lower-bound "
+            f"expert family's concentrability max(1/lambda, 1/(1 - lambda^2)) is never smaller (the golden ratio)"
+        )
+    return max(value, MIN_CONCENTRABILITY)
+
+
+#: The command line's --concentrability (also the check of GridConfig.concentrability).
+concentrability_value = Parser("concentrability", check_concentrability)
 
 
 @dataclass(frozen=True)
@@ -56,16 +78,29 @@ class GridConfig:
                         "games (one per seed, expert = Nash equilibrium)")
     concentrability: float = setting(math.inf, parse=concentrability_value,
                                      help="lower-bound game: the expert's computed single-policy concentrability C "
-                                     "(> 1, or inf)")
-    states: int = setting(10, parse=positive_int, help="random zero-sum: states")
-    actions: int = setting(3, parse=positive_int, help="random zero-sum: actions per player")
+                                     f"(at least {MIN_CONCENTRABILITY:.4f}, the golden ratio, the smallest the "
+                                     "expert family reaches; or inf)",
+                                     applies=(lambda c: c.game == "lower-bound", "by the lower-bound game only"))
+    states: int = setting(10, parse=positive_int, help="random zero-sum: states",
+                          applies=(lambda c: c.game == "random-zero-sum", "by the random zero-sum games only"))
+    actions: int = setting(3, parse=positive_int, help="random zero-sum: actions per player",
+                           applies=(lambda c: c.game == "random-zero-sum", "by the random zero-sum games only"))
     algo: str = setting("all", choices=(*ALGORITHMS, "all"),
                         help="algorithm; bc runs both default policies (uniform, first)")
-    queries: int = setting(100_000, parse=positive_int, help="largest query budget, e.g. 1e5 (at least 10)")
-    points: int = setting(9, parse=positive_int, help="budgets on the log grid from 10")
+    queries: int = setting(100_000, parse=at_least(MIN_QUERIES),
+                           help=f"largest query budget, e.g. 1e5 (at least {MIN_QUERIES})")
+    points: int = setting(9, parse=at_least(2), help=f"budgets on the log grid from {MIN_QUERIES} to --queries")
     seeds: int = setting(20, parse=positive_int, help="seeds 0..N-1")
-    inner: str = setting("ucbvi", choices=("ucbvi", "exact"), help="MURMAIL's inner solver")
-    inner_episodes: int = setting(5, parse=positive_int, help="MURMAIL UCBVI episodes per response")
+    inner: str = setting("ucbvi", choices=INNER, help="MURMAIL's inner solver",
+                         applies=(lambda c: "murmail" in c.algorithms, "by MURMAIL only (--algo murmail or all)"))
+    inner_episodes: int = setting(5, parse=positive_int, help="MURMAIL UCBVI episodes per response",
+                                  applies=(lambda c: "murmail" in c.algorithms and c.inner == "ucbvi",
+                                           "by MURMAIL's UCBVI inner solver only (--algo murmail or all, "
+                                           "--inner ucbvi)"))
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        check_applicable(self, changed_settings(self))
 
     @property
     def algorithms(self) -> tuple[str, ...]:
@@ -90,8 +125,11 @@ def lower_bound_weight(target: float, c: float = 0.5) -> float:
     """The expert mixing weight lambda whose *computed* single-policy concentrability is ``target``.
 
     ``inf`` gives lambda = 1 (the expert never visits s1). Otherwise a root of
-    ``log C(lambda) - log target`` on [0.62, 1): C grows monotonically there.
+    ``log C(lambda) - log target`` on the branch where C grows with lambda, from
+    :data:`envs.games.LOWER_BOUND_MIN_WEIGHT` (where C is the family's minimum,
+    :data:`MIN_CONCENTRABILITY`) to 1; a smaller target is refused with that reason.
     """
+    target = check_concentrability(target, "target")
     if math.isinf(target):
         return 1.0
     game = games.lower_bound_game(c=c)
@@ -99,9 +137,13 @@ def lower_bound_weight(target: float, c: float = 0.5) -> float:
     def gap(weight: float) -> float:
         return math.log(tabular.concentrability(game, games.lower_bound_expert(weight)).single_policy) - math.log(target)
 
+    # Brent's bracket starts at 0.62 (just above the minimum at 0.618...) as it always has, so that the
+    # weights of the published targets stay bit for bit; targets below C(0.62) = 1.6244 use the stretch below.
     low, high = 0.62, 1.0 - 1e-12
-    if not gap(low) <= 0 <= gap(high):
-        raise ValueError(f"concentrability {target} is out of reach of the lower-bound expert family")
+    if gap(low) > 0:
+        low, high = games.LOWER_BOUND_MIN_WEIGHT, low
+        if gap(low) >= 0:
+            return low  # the target is the minimum itself (within rounding)
     return float(optimize.brentq(gap, low, high, xtol=1e-15, rtol=1e-15))
 
 
@@ -111,22 +153,23 @@ def make_setting(
 ) -> Setting:
     """The lower-bound game with an expert of the given concentrability, or a random
     zero-sum game (seeded) with its Shapley-iteration equilibrium as the expert."""
+    check_choice(game_name, "game_name", GAMES)
     if game_name == "lower-bound":
         game = games.lower_bound_game(c=c)
         expert = games.lower_bound_expert(lower_bound_weight(concentrability, c))
-    elif game_name == "random-zero-sum":
+    else:
         game = games.random_game(num_states, num_actions, seed=seed)
         expert = tabular.zero_sum_equilibrium(game).policies
-    else:
-        raise ValueError(f"unknown game {game_name!r}; choose from {GAMES}")
     coefficients = tabular.concentrability(game, expert)
     return Setting(game, expert, coefficients.single_policy, coefficients.all_policy)
 
 
-def query_budgets(max_queries: int, num_points: int = 9, min_queries: int = 10) -> list[int]:
-    """Log-spaced budgets from ``min_queries`` to ``max_queries``."""
-    if max_queries < min_queries:
-        raise ValueError(f"max queries ({max_queries}) must be >= {min_queries}")
+def query_budgets(max_queries: int, num_points: int = 9, min_queries: int = MIN_QUERIES) -> list[int]:
+    """Log-spaced budgets from ``min_queries`` (>= 1) to ``max_queries``, ``num_points`` (>= 2) of them
+    (fewer where rounding makes two equal)."""
+    min_queries = check_positive_int(min_queries, "min_queries")
+    max_queries = check_int(max_queries, "max_queries", minimum=min_queries)
+    num_points = check_int(num_points, "num_points", minimum=2)
     return sorted({int(round(b)) for b in np.geomspace(min_queries, max_queries, num_points)})
 
 
@@ -134,6 +177,8 @@ def run_one(
     setting: Setting, algo: str, budget: int, seed: int, inner: str = "ucbvi", inner_episodes: int = 5,
 ) -> list[dict]:
     """One run given ``budget`` expert queries; BC gives one row per default policy."""
+    check_choice(algo, "algo", ALGORITHMS)
+    budget, seed = check_non_negative_int(budget, "budget"), check_non_negative_int(seed, "seed")
     game = setting.game
     start = time.perf_counter()
     if algo == "bc":
@@ -143,13 +188,11 @@ def run_one(
         iterations = budget // game.num_players
         result = mail_bro(game, ExpertOracle(setting.expert, seed=seed), iterations, seed=seed, num_log_points=2)
         results = [("mail-bro", result, iterations)]
-    elif algo == "murmail":
+    else:
         iterations = budget // queries_per_iteration(game, inner, inner_episodes)
         result = murmail(game, ExpertOracle(setting.expert, seed=seed), iterations, inner=inner,
                          inner_episodes=inner_episodes, seed=seed, num_log_points=2)
         results = [("murmail" if inner == "ucbvi" else f"murmail-{inner}", result, iterations)]
-    else:
-        raise ValueError(f"unknown algorithm {algo!r}; choose from {ALGORITHMS}")
     seconds = time.perf_counter() - start
     rows = []
     for name, result, iterations in results:
@@ -171,6 +214,8 @@ def run_grid(config: GridConfig, progress: bool = True, log=print, rows: list[di
     list) receives each run's rows as soon as it finishes, so a caller interrupted by
     Ctrl-C keeps them.
     """
+    if not isinstance(config, GridConfig):
+        raise ValueError(f"config must be a GridConfig, got {type(config).__name__}")
     game_name, concentrability = config.game, config.concentrability
     seeds, budgets = range(config.seeds), config.budgets
     settings: dict[int, Setting] = {}
@@ -221,6 +266,7 @@ def _panel_order(rows: list[dict]) -> list[str]:
 
 def summarise(rows: list[dict], policy: str = "sampled") -> dict[str, dict[str, list[tuple]]]:
     """Per panel and algorithm: (mean actual queries, mean gap, 95% half-width, seeds) per budget."""
+    check_choice(policy, "policy", REPORTED)
     grouped: dict[str, dict[str, dict[int, list[dict]]]] = {}
     for row in rows:
         grouped.setdefault(panel_key(row), {}).setdefault(row["algo"], {}).setdefault(row["budget"], []).append(row)

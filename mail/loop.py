@@ -16,27 +16,25 @@ from agents import tabular
 from agents.interface import PolicyProfile
 from agents.sampling import sample_occupancy
 from envs.markov_game import MarkovGame
+from envs.validation import check_int, check_non_negative_int, check_positive, check_positive_int
 from mail.result import MailHistory, MailResult
 
 
-def check_budget(name: str, value: int) -> int:
-    if int(value) != value or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
-def check_step_size(step_size: float | None) -> None:
-    if step_size is not None and not step_size > 0:
-        raise ValueError(f"step_size must be > 0, got {step_size}")
+def check_step_size(step_size: float | None) -> float | None:
+    """``None`` (the default step) or a finite number > 0."""
+    return None if step_size is None else check_positive(step_size, "step_size")
 
 
 def default_step_size(game: MarkovGame, num_iterations: int) -> float:
-    """``eta = sqrt(2 |S| log(max_i A_i) / K)`` (the theory's choice for K iterations)."""
+    """``eta = sqrt(2 |S| log(max_i A_i) / K)`` (the theory's choice for K >= 0 iterations; K = 0 counts as 1)."""
+    num_iterations = check_non_negative_int(num_iterations, "num_iterations")
     return float(np.sqrt(2.0 * game.num_states * np.log(max(max(game.num_actions), 2)) / max(num_iterations, 1)))
 
 
 def draw_opponent(player: int, num_players: int, rng: np.random.Generator) -> int:
     """The other player of a two-player game; with more, one of the others uniformly."""
+    num_players = check_int(num_players, "num_players", minimum=2)
+    player = check_int(player, "player", 0, num_players - 1)
     if num_players == 2:
         return 1 - player
     return int(rng.choice([p for p in range(num_players) if p != player]))
@@ -52,6 +50,12 @@ def sample_with_deviation(
 ) -> tuple[np.ndarray, int]:
     """``count`` states from the occupancy of the profile where ``player`` plays the
     deterministic ``actions`` (S,) instead of its packed policy; returns states and steps."""
+    player = check_int(player, "player", 0, game.num_players - 1)
+    actions = np.asarray(actions)
+    if actions.shape != (game.num_states,) or actions.dtype.kind not in "iu" or (
+            actions.size and not 0 <= actions.min() <= actions.max() < game.num_actions[player]):
+        raise ValueError(f"actions must be one action in [0, {game.num_actions[player]}) per state "
+                         f"({game.num_states},), got {actions!r}")
     deviation = packed.copy()
     deviation[player] = 0.0
     deviation[player, np.arange(game.num_states), actions] = 1.0
@@ -122,6 +126,8 @@ class IterateTracker:
 
 def log_schedule(num_iterations: int, num_points: int = 12) -> set[int]:
     """Roughly log-spaced iterations in [0, num_iterations], always with both ends."""
+    num_iterations = check_non_negative_int(num_iterations, "num_iterations")
+    num_points = check_positive_int(num_points, "num_log_points")
     points = np.unique(np.round(np.geomspace(1, max(num_iterations, 1), num_points)).astype(int))
     return {0, num_iterations, *points.tolist()}
 

@@ -23,8 +23,11 @@ from agents import tabular
 from agents.sampling import sample_occupancy
 from envs.markov_game import MarkovGame
 from mail.loop import (
-    IterateTracker, check_budget, check_step_size, default_step_size, draw_opponent, log_point, log_schedule,
+    IterateTracker, check_step_size, default_step_size, draw_opponent, log_point, log_schedule,
     mirror_descent_update, sample_with_deviation,
+)
+from envs.validation import (
+    check_non_negative_int, check_positive_int, check_rollout_discount, check_seed,
 )
 from mail.oracle import ExpertOracle
 from mail.result import MailHistory, MailResult
@@ -62,12 +65,13 @@ def mail_bro(
         Show a progress bar.
     """
     oracle.check_game(game)
-    num_iterations = check_budget("num_iterations", num_iterations)
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    check_step_size(step_size)
-    eta = default_step_size(game, num_iterations) if step_size is None else float(step_size)
-    rng = np.random.default_rng(seed)
+    num_iterations = check_non_negative_int(num_iterations, "num_iterations")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    step_size = check_step_size(step_size)
+    num_log_points = check_positive_int(num_log_points, "num_log_points")
+    check_rollout_discount(game.gamma, "the game's gamma")
+    eta = default_step_size(game, num_iterations) if step_size is None else step_size
+    rng = np.random.default_rng(check_seed(seed))
     num_players = game.num_players
     policies = tabular.uniform_policies(game)
     tracker = IterateTracker(policies, rng)

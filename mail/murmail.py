@@ -28,6 +28,7 @@ step. Every query, inner loop included, is counted.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Literal
 
 import numpy as np
@@ -37,14 +38,21 @@ from tqdm.auto import tqdm
 from agents import tabular
 from agents.sampling import categorical
 from envs.markov_game import MarkovGame
+from envs.validation import (
+    check_choice, check_discount, check_horizon, check_interval, check_non_negative, check_non_negative_int,
+    check_positive_int, check_rollout_discount, check_seed,
+)
 from mail.loop import (
-    IterateTracker, check_budget, check_step_size, default_step_size, draw_opponent, log_point, log_schedule,
+    IterateTracker, check_step_size, default_step_size, draw_opponent, log_point, log_schedule,
     mirror_descent_update, sample_with_deviation,
 )
 from mail.oracle import ExpertOracle
 from mail.result import MailHistory, MailResult
 
 INNER = ("ucbvi", "exact")
+#: Arguments of :func:`murmail` that only one inner solver uses, with their defaults.
+UCBVI_ONLY = {"inner_episodes": 5, "horizon": None, "bonus_scale": 1.0, "delta": 0.1}
+EXACT_ONLY = {"pairs_per_state": 1}
 #: Largest value of the squared imitation error ||p - q||_2^2 between distributions.
 MAX_SQUARED_ERROR = 2.0
 
@@ -147,8 +155,14 @@ def plan_optimistic(
 
 
 def default_horizon(gamma: float) -> int:
-    """``ceil(3 / (1 - gamma))`` steps per inner episode."""
-    return int(math.ceil(3.0 / (1.0 - gamma)))
+    """``ceil(3 / (1 - gamma))`` steps per inner episode, for ``gamma`` as written in decimal.
+
+    In floating point ``1 - 0.9`` is ``0.09999999999999998``, and ``3 / (1 - 0.9)`` rounds up to
+    31; the discount is read as the decimal it prints as (``repr``: 0.9 is 9/10) and the
+    ceiling taken exactly, so 0.9 gives 30, 0.99 gives 300 and 0.8 gives 15.
+    """
+    exact = Fraction(repr(check_discount(gamma)))
+    return check_horizon(math.ceil(3 / (1 - exact)), "the default horizon ceil(3 / (1 - gamma))")
 
 
 def queries_per_iteration(
@@ -158,11 +172,13 @@ def queries_per_iteration(
     horizon: int | None = None,
     pairs_per_state: int = 1,
 ) -> int:
-    """Expert queries MURMAIL makes per iteration, all players together."""
+    """Expert queries MURMAIL makes per iteration, all players together (arguments as :func:`murmail`'s)."""
+    check_choice(inner, "inner", INNER)
     if inner == "ucbvi":
-        per_player = 2 * inner_episodes * (horizon or default_horizon(game.gamma)) + 1
+        horizon = default_horizon(game.gamma) if horizon is None else check_horizon(horizon)
+        per_player = 2 * check_positive_int(inner_episodes, "inner_episodes") * horizon + 1
     else:
-        per_player = 2 * pairs_per_state * game.num_states + 1
+        per_player = 2 * check_positive_int(pairs_per_state, "pairs_per_state") * game.num_states + 1
     return game.num_players * per_player
 
 
@@ -256,32 +272,41 @@ def murmail(
     seed:
         Seeds the run's generator (rollouts, opponent draws, sampled iterate).
     horizon:
-        Steps per UCBVI episode and planning backups; default ``ceil(3 / (1 - gamma))``.
+        Steps per UCBVI episode and planning backups; default :func:`default_horizon`
+        (``ceil(3 / (1 - gamma))``, 30 at gamma 0.9); at most :data:`envs.validation.MAX_HORIZON`.
     bonus_scale, delta:
-        UCBVI bonus ``bonus_scale * sqrt(log(S A T / delta) / N)``.
+        UCBVI bonus ``bonus_scale * sqrt(log(S A T / delta) / N)`` (``bonus_scale >= 0``, ``0 < delta < 1``).
     pairs_per_state:
         Query pairs per state for ``inner="exact"``.
+
+    ``inner_episodes``, ``horizon``, ``bonus_scale`` and ``delta`` are UCBVI's and
+    ``pairs_per_state`` the exact variant's: changing one the chosen solver does not use is
+    refused, never ignored.
     num_log_points, progress:
         History density and progress bar.
     """
     oracle.check_game(game)
-    num_iterations = check_budget("num_iterations", num_iterations)
-    if inner not in INNER:
-        raise ValueError(f"inner must be one of {INNER}, got {inner!r}")
-    if int(inner_episodes) != inner_episodes or inner_episodes < 1:
-        raise ValueError(f"inner_episodes must be a positive integer, got {inner_episodes!r}")
-    if int(pairs_per_state) != pairs_per_state or pairs_per_state < 1:
-        raise ValueError(f"pairs_per_state must be a positive integer, got {pairs_per_state!r}")
-    if bonus_scale < 0 or not 0 < delta < 1:
-        raise ValueError("need bonus_scale >= 0 and 0 < delta < 1")
+    num_iterations = check_non_negative_int(num_iterations, "num_iterations")
+    check_choice(inner, "inner", INNER)
+    given = dict(inner_episodes=inner_episodes, horizon=horizon, bonus_scale=bonus_scale, delta=delta,
+                 pairs_per_state=pairs_per_state)
+    unused = [name for name, default in (UCBVI_ONLY if inner == "exact" else EXACT_ONLY).items()
+              if given[name] != default]
+    if unused:
+        solver = "the exact variant" if inner == "exact" else "UCBVI"
+        raise ValueError(f"{unused[0]} does not apply to inner={inner!r}: {solver} does not use it")
+    inner_episodes = check_positive_int(inner_episodes, "inner_episodes")
+    pairs_per_state = check_positive_int(pairs_per_state, "pairs_per_state")
+    bonus_scale = check_non_negative(bonus_scale, "bonus_scale")
+    delta = check_interval(delta, "delta", 0.0, 1.0, low_open=True, high_open=True)
     if game.num_players < 2:
         raise ValueError("MURMAIL needs at least two players (an opponent to respond)")
-    check_step_size(step_size)
-    horizon = default_horizon(game.gamma) if horizon is None else check_budget("horizon", horizon)
-    if horizon < 1:
-        raise ValueError("horizon must be >= 1")
-    eta = default_step_size(game, num_iterations) if step_size is None else float(step_size)
-    rng = np.random.default_rng(seed)
+    step_size = check_step_size(step_size)
+    num_log_points = check_positive_int(num_log_points, "num_log_points")
+    check_rollout_discount(game.gamma, "the game's gamma")
+    horizon = default_horizon(game.gamma) if horizon is None else check_horizon(horizon)
+    eta = default_step_size(game, num_iterations) if step_size is None else step_size
+    rng = np.random.default_rng(check_seed(seed))
     num_players = game.num_players
     policies = tabular.uniform_policies(game)
     tracker = IterateTracker(policies, rng)

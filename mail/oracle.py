@@ -9,6 +9,7 @@ from agents.interface import PolicyProfile
 from agents.sampling import OccupancySample, cumulative_table, draw, sample_occupancy
 from agents.tabular import Profile
 from envs.markov_game import MarkovGame
+from envs.validation import check_int, check_non_negative_int, check_seed
 
 
 class ExpertOracle:
@@ -32,7 +33,7 @@ class ExpertOracle:
         self._profile = policies if isinstance(policies, PolicyProfile) else PolicyProfile(policies)
         self._policies = self._profile.arrays
         self._cumulative = [cumulative_table(policy) for policy in self._policies]
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(check_seed(seed))
         self.queries = np.zeros(len(self._policies), dtype=np.int64)
 
     @property
@@ -59,11 +60,15 @@ class ExpertOracle:
                 f"{self.num_actions}, but the game has {game.num_states} states and actions {game.num_actions}"
             )
 
-    def _check(self, player: int, states: np.ndarray) -> None:
-        if not (0 <= player < self.num_players) or int(player) != player:
-            raise ValueError(f"player must be in [0, {self.num_players}), got {player!r}")
+    def _check(self, player: int, states: np.ndarray) -> tuple[int, np.ndarray]:
+        player = check_int(player, "player", 0, self.num_players - 1)
+        if states.dtype.kind not in "iu":
+            if states.size and not np.all(np.isfinite(states) & (np.mod(states, 1) == 0)):
+                raise ValueError(f"states must be integers, got {states!r}")
+            states = states.astype(np.int64)
         if states.size and (states.min() < 0 or states.max() >= self.num_states):
             raise ValueError(f"states must lie in [0, {self.num_states})")
+        return player, states
 
     def query(self, player: int, state: int) -> int:
         """One action ``a ~ pi_E,player(. | state)``; counts one query."""
@@ -71,8 +76,7 @@ class ExpertOracle:
 
     def query_many(self, player: int, states: np.ndarray) -> np.ndarray:
         """One independent action per entry of ``states``; counts ``len(states)`` queries."""
-        states = np.asarray(states, dtype=np.int64).ravel()
-        self._check(player, states)
+        player, states = self._check(player, np.asarray(states).ravel())
         actions = draw(self._cumulative[player][states], self._rng.random(len(states)))
         self.queries[player] += len(states)
         return actions
@@ -87,6 +91,7 @@ class ExpertOracle:
         Rollouts and answers both draw from ``rng``.
         """
         self.check_game(game)
+        num_samples = check_non_negative_int(num_samples, "num_samples")
         sample = sample_occupancy(
             game.joint_transitions, tabular.pack_policies(game, self._policies), np.asarray(game.num_actions),
             game.initial, game.gamma, num_samples, rng, every_state=every_state, with_actions=True,

@@ -1,6 +1,7 @@
 """Learning check: this SAC with L = 1 against stable-baselines3's SAC on Pendulum-v1.
 
-    python scripts/check_pendulum.py [--steps 15000] [--seeds 3] [--jobs 1] [--out docs/sac]
+    python scripts/check_pendulum.py [--steps 15000] [--seeds 3] [--jobs 1] [--out runs/sac]
+    python scripts/check_pendulum.py --out docs/sac   # the published check
 
 Both use the same hyperparameters (256x256, lr 3e-4, batch 256, buffer 1e6, tau 0.005,
 gamma 0.99, learned entropy coefficient, 1000 uniformly random warm-up steps), one torch
@@ -76,7 +77,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one torch thread each)")
     parser.add_argument("--precision", choices=("highest", "medium"), nargs="+", default=["highest"],
                         help="matmul precisions for this SAC ('medium': bf16 matmuls)")
-    parser.add_argument("--out", type=Path, default=Path("docs/sac"))
+    parser.add_argument("--out", type=Path, default=Path("runs/sac"),
+                        help="output directory (default: %(default)s; the published check is --out docs/sac)")
     args = parser.parse_args()
     if args.steps < EVAL_EVERY or args.seeds < 1 or args.jobs < 1:
         parser.error(f"need --steps >= {EVAL_EVERY}, --seeds >= 1, --jobs >= 1")

@@ -101,7 +101,8 @@ def main() -> None:
     for critics in (1, 4):
         soar_cli.main(["train", "--env", "InvertedPendulum-v5", "--method", "ml-irl-sa", "--critics", str(critics),
                        "--steps", "5000", "--out", str(imitation_dir / f"ml-irl-sa-L{critics}")])
-    soar_cli.main(["plot", str(imitation_dir), "--out", str(imitation_dir / "learning_curves.png")])
+    # --force: a second demo redraws its own figure.
+    soar_cli.main(["plot", str(imitation_dir), "--out", str(imitation_dir / "learning_curves.png"), "--force"])
     print(f"\ndone in {time.perf_counter() - start:.1f} s (the first run includes numba compilation)")
 
 

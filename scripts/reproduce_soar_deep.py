@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agents.config import ArgumentParser, positive_int, run_command
 from agents.logger import read_log
 
 
@@ -162,17 +163,20 @@ def report(suite: Suite, name: str, runs: Path, out: Path) -> str:
     return text
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = ArgumentParser(prog="reproduce_soar_deep.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suites", nargs="+", choices=sorted(SUITES), help="which experiments, run in this order")
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once, one core each (default: 2)")
+    parser.add_argument("--jobs", type=positive_int, default=2, help="runs at once, one core each (default: 2)")
     parser.add_argument("--runs", type=Path, default=Path("runs/il"), help="parent of the run folders")
     parser.add_argument("--out", type=Path, default=Path("runs/il/report"),
                         help="where the table and figure go (default: runs/il/report)")
     parser.add_argument("--report-only", action="store_true", help="write the report from the runs that exist")
-    args = parser.parse_args()
-    if args.jobs < 1:
-        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    args = parser.parse_args(argv)
+    run_command(parser, lambda: reproduce(args))
+
+
+def reproduce(args: argparse.Namespace) -> None:
     if not args.report_only:
         start = time.perf_counter()
         # one queue over all suites, so a core freed by the last run of one suite starts the next suite

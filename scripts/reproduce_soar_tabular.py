@@ -1,6 +1,7 @@
 """Reproduce the tabular SOAR experiment and look for the regime where optimism pays.
 
-    python scripts/reproduce_soar_tabular.py [--seeds 10] [--out docs/soar_tabular]
+    python scripts/reproduce_soar_tabular.py [--seeds 10] [--out runs/soar_tabular]
+    python scripts/reproduce_soar_tabular.py --out docs/soar_tabular   # the published run of the README
 
 Runs, for L in {1, 2, 3, 5, 10}:
 
@@ -22,6 +23,7 @@ import argparse
 import time
 from pathlib import Path
 
+from agents.config import ArgumentParser, positive_int, run_command
 from soar import experiment
 from soar.experiment import SweepConfig
 
@@ -38,13 +40,19 @@ SETTINGS = {
 ENSEMBLE_SIZES = (1, 2, 3, 5, 10)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=10, help="seeds per ensemble size (default: 10)")
-    parser.add_argument("--out", type=Path, default=Path("docs/soar_tabular"), help="output directory")
-    args = parser.parse_args()
-    if args.seeds < 1:
-        parser.error("--seeds must be positive")
+def main(argv: list[str] | None = None) -> None:
+    parser = ArgumentParser(prog="reproduce_soar_tabular.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=positive_int, default=10, help="seeds per ensemble size (default: 10)")
+    parser.add_argument("--out", type=Path, default=Path("runs/soar_tabular"),
+                        help="output directory (default: %(default)s; the README's published results are "
+                        "--out docs/soar_tabular)")
+    args = parser.parse_args(argv)
+    run_command(parser, lambda: reproduce(args))
+
+
+def reproduce(args: argparse.Namespace) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)  # a bad --out fails now, not after the runs
     report = ["# Tabular SOAR: samples and iterations to 95% of the expert's value", ""]
     total_start = time.perf_counter()
     for name, config in SETTINGS.items():

@@ -7,15 +7,15 @@ import sys
 import time
 from pathlib import Path
 
-from agents.config import add_arguments, from_arguments, positive_int
+from agents.config import ArgumentParser, add_arguments, from_arguments, non_negative_int, positive_int, run_command
 from agents.checkpoints import write_text_atomic
-from agents.run_folder import StopOnInterrupt, cli_errors, prepare_output_dir, prepare_output_file
+from agents.run_folder import StopOnInterrupt, prepare_output_dir, prepare_output_file
 from soar import experiment
 from soar.deep import cli as deep_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="soar", description="SOAR imitation learning.")
+    parser = ArgumentParser(prog="soar", description="SOAR imitation learning.")
     commands = parser.add_subparsers(dest="command", required=True)
     sweep = commands.add_parser(
         "tabular",
@@ -27,9 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--critics", type=positive_int, nargs="+", default=[1, 2, 3, 5, 10],
                        help="ensemble sizes L to run (default: %(default)s)")
     sweep.add_argument("--seeds", type=positive_int, default=10, help="number of seeds, 0..N-1 (default: %(default)s)")
-    add_arguments(sweep, experiment.SweepConfig)
+    # Only the options given reach the config, so that one that does not apply to the critic is refused.
+    add_arguments(sweep, experiment.SweepConfig, only_given=True)
     sweep.add_argument("--out", type=Path, required=True, help="output directory")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sweep.set_defaults(handler=run_tabular, parser=sweep)
 
     expert = commands.add_parser("expert", help="train experts and roll them out into demonstrations")
     expert_commands = expert.add_subparsers(dest="expert_command", required=True)
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch float32 matmul precision; 'medium' runs matmuls in bfloat16 on CPUs with "
                        "AMX/AVX512-BF16, about 1.5-2x faster training (default: %(default)s)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.set_defaults(handler=run_expert_train, parser=train, errors=gymnasium_errors)
 
     rollout = expert_commands.add_parser(
         "rollout", help="roll a policy out into a demonstration file",
@@ -61,18 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Gymnasium id (default: the one stored in the policy file, unless it names a module "
                          "to import, 'module:Env-v0', which runs only when given here)")
     rollout.add_argument("--episodes", type=positive_int, default=16, help="episodes (default: %(default)s)")
-    rollout.add_argument("--seed", type=int, default=0, help="first reset seed (default: %(default)s)")
+    rollout.add_argument("--seed", type=non_negative_int, default=0, help="first reset seed (default: %(default)s)")
     rollout.add_argument("--stochastic", action="store_true",
                          help="sample actions instead of acting with the policy's mean")
     rollout.add_argument("--out", type=Path, required=True, help="demonstration file to write (.npz)")
     rollout.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    rollout.set_defaults(handler=run_expert_rollout, parser=rollout, errors=gymnasium_errors)
     deep_cli.add_commands(commands)
     return parser
 
 
 def run_tabular(args: argparse.Namespace) -> None:
     config = from_arguments(experiment.SweepConfig, args)
-    out = prepare_output_dir(args.out)
+    out = prepare_output_dir(args.out)  # a bad --out fails now, not after the runs
     start = time.perf_counter()
     rows: list[dict] = []
     with StopOnInterrupt() as interrupt:
@@ -99,18 +103,16 @@ def run_expert_train(args: argparse.Namespace) -> None:
 
     from agents.experts import ExpertConfig, train_expert
 
+    config = from_arguments(ExpertConfig, args)
     torch.set_num_threads(args.threads)
     torch.set_float32_matmul_precision(args.matmul_precision)
+    prepare_output_dir(args.out)
     try:
-        config = from_arguments(ExpertConfig, args)
-        prepare_output_dir(args.out)
         result = train_expert(config, args.out, progress=not args.no_progress)
-    except gymnasium_errors() as error:
-        raise SystemExit(f"soar expert train: {error}") from None
     except KeyboardInterrupt:
-        raise SystemExit(f"soar expert train: interrupted; logs and policy.pt so far are kept, and "
-                         f"'soar expert train' with the same options continues from the last checkpoint "
-                         f"in {args.out}") from None
+        print(f"soar expert train: interrupted; the logs and policy.pt so far are kept, and the same command "
+              f"continues from the last checkpoint in {args.out}", file=sys.stderr)
+        raise SystemExit(130) from None
     print(f"best deterministic return {result.best_return:.1f}; policy at {result.policy_path}")
 
 
@@ -122,51 +124,39 @@ def run_expert_rollout(args: argparse.Namespace) -> None:
     from agents.rollout import collect
     from agents.untrusted import checked_env_id
 
-    try:
-        prepare_output_file(args.out)
-        policy = load_policy(args.policy)
-        if not (args.env or policy.env_id):
-            raise ValueError(f"{args.policy} does not record its environment: pass --env")
-        # The id stored in the file is data: it may not name a module to import unless the user typed it.
-        env_id = args.env or checked_env_id(policy.env_id, str(args.policy))
-        env = gymnasium.make(env_id)
-        if env.observation_space.shape != (policy.obs_dim,) or env.action_space.shape != (policy.act_dim,):
-            raise ValueError(
-                f"{args.policy} maps {policy.obs_dim} observations to {policy.act_dim} actions, but {env_id} has "
-                f"observation shape {env.observation_space.shape} and action shape {env.action_space.shape}"
-            )
-        mode = "stochastic" if args.stochastic else "deterministic"
-        trajectories = collect(policy, env, args.episodes, seed=args.seed, deterministic=not args.stochastic,
-                               progress=not args.no_progress)
-        demos = Demonstrations(trajectories, env_id=env_id,
-                               source=f"{args.policy.name}, {mode}, seeds {args.seed}..{args.seed + args.episodes - 1}")
-        save_demonstrations(demos, args.out)  # checked by the loader's own checks: never an unloadable file
-    except (*gymnasium_errors(), FileNotFoundError) as error:
-        raise SystemExit(f"soar expert rollout: {error}") from None
+    prepare_output_file(args.out)
+    policy = load_policy(args.policy)
+    if not (args.env or policy.env_id):
+        raise ValueError(f"{args.policy} does not record its environment: pass --env")
+    # The id stored in the file is data: it may not name a module to import unless the user typed it.
+    env_id = args.env or checked_env_id(policy.env_id, str(args.policy))
+    env = gymnasium.make(env_id)
+    if env.observation_space.shape != (policy.obs_dim,) or env.action_space.shape != (policy.act_dim,):
+        raise ValueError(
+            f"{args.policy} maps {policy.obs_dim} observations to {policy.act_dim} actions, but {env_id} has "
+            f"observation shape {env.observation_space.shape} and action shape {env.action_space.shape}"
+        )
+    mode = "stochastic" if args.stochastic else "deterministic"
+    trajectories = collect(policy, env, args.episodes, seed=args.seed, deterministic=not args.stochastic,
+                           progress=not args.no_progress)
+    demos = Demonstrations(trajectories, env_id=env_id,
+                           source=f"{args.policy.name}, {mode}, seeds {args.seed}..{args.seed + args.episodes - 1}")
+    save_demonstrations(demos, args.out)  # checked by the loader's own checks: never an unloadable file
     print(f"wrote {args.out}: {demos.summary()}")
 
 
 def gymnasium_errors() -> tuple[type[Exception], ...]:
+    """Gymnasium's errors (an unknown environment id, ...): bad input too, imported only where needed."""
     import gymnasium
 
-    return (gymnasium.error.Error, ValueError)
+    return (gymnasium.error.Error,)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``soar`` command; bad input ends it with one line ``soar COMMAND: message``, never a traceback."""
     args = build_parser().parse_args(argv)
-    with cli_errors("soar"):
-        if args.command == "tabular":
-            run_tabular(args)
-        elif args.command == "expert" and args.expert_command == "train":
-            run_expert_train(args)
-        elif args.command == "expert" and args.expert_command == "rollout":
-            run_expert_rollout(args)
-        elif args.command == "train":
-            deep_cli.run_train(args)
-        elif args.command == "evaluate":
-            deep_cli.run_evaluate(args)
-        elif args.command == "plot":
-            deep_cli.run_plot(args)
+    errors = args.errors() if hasattr(args, "errors") else ()
+    run_command(args.parser, lambda: args.handler(args), errors)
     return 0
 
 

@@ -11,9 +11,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agents import plotting, records
-from agents.config import non_negative_float, positive_float, positive_int, setting
+from agents.config import (
+    changed_settings, check_applicable, check_settings, non_negative_float, non_negative_or_inf, positive_float,
+    positive_int, setting,
+)
 from envs import mdps
 from envs.markov_game import MarkovGame
+from envs.validation import check_interval, check_non_negative_int, check_positive_int
 from soar import tabular
 
 #: Built-in environments of the tabular experiments.
@@ -32,23 +36,33 @@ CSV_FIELDS = {
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """Settings shared by every run of a sweep (defaults: the reference experiment)."""
+    """Settings shared by every run of a sweep (defaults: the reference experiment).
+
+    Values are checked on construction (``ValueError`` naming the setting), and a setting
+    changed from its default where the critic does not use it is refused.
+    """
 
     env: str = setting("two-state", choices=tuple(sorted(ENVIRONMENTS)), help="tabular MDP")
     critic: str = setting("optimistic", choices=tabular.CRITICS,
                           help="optimistic (mean - optimism std), min over the ensemble, or a count-based ucb bonus")
     occupancy: str = setting("state-action", choices=tabular.OCCUPANCIES, help="occupancy matched by the cost update")
     optimism: float = setting(1e-3, parse=non_negative_float,
-                              help="weight of the ensemble's std (the paper's beta; ucb: bonus scale)")
-    std_clip: float = setting(math.inf, parse=non_negative_float, help="upper clip of the ensemble's std")
+                              help="optimistic and ucb critics: weight of the ensemble's std (the paper's beta; "
+                              "ucb: bonus scale)",
+                              applies=(lambda c: c.critic != "min", "by the optimistic and ucb critics only"))
+    std_clip: float = setting(math.inf, parse=non_negative_or_inf,
+                              help="optimistic critic: upper clip of the ensemble's std",
+                              applies=(lambda c: c.critic == "optimistic", "by the optimistic critic only"))
     iterations: int = setting(100, parse=positive_int, help="primal-dual iterations per run")
     expert_samples: int = setting(100, parse=positive_int, help="expert state-action samples")
     cost_step: float = setting(0.9, parse=positive_float, help="cost step size eta_c")
     policy_step: float = setting(4.0, parse=positive_float, help="mirror-descent step size eta")
 
+    def __post_init__(self) -> None:
+        check_settings(self)
+        check_applicable(self, changed_settings(self))
+
     def make_env(self) -> MarkovGame:
-        if self.env not in ENVIRONMENTS:
-            raise ValueError(f"unknown environment {self.env!r}; choose from {sorted(ENVIRONMENTS)}")
         return ENVIRONMENTS[self.env]()
 
 
@@ -59,9 +73,14 @@ def run_sweep(
     """Run tabular SOAR for every ensemble size and seed; one row per logged point.
 
     Seed ``s`` draws both the expert dataset and the run, so every ensemble size
-    sees the same expert data for the same seed. ``rows`` (default: a new list) receives
-    each run's rows as soon as it finishes, so a caller interrupted by Ctrl-C keeps them.
+    sees the same expert data for the same seed. ``num_critics`` (integers >= 1) and
+    ``seeds`` (integers >= 0) must not be empty. ``rows`` (default: a new
+    list) receives each run's rows as soon as it finishes, so a caller interrupted by Ctrl-C keeps them.
     """
+    if not isinstance(config, SweepConfig):
+        raise ValueError(f"config must be a SweepConfig, got {type(config).__name__}")
+    num_critics = _non_empty([check_positive_int(L, "num_critics") for L in num_critics], "num_critics")
+    seeds = _non_empty([check_non_negative_int(seed, "seeds") for seed in seeds], "seeds")
     mdp = config.make_env()
     expert = tabular.optimal_policy(mdp)
     expert_value = tabular.policy_value(mdp, expert)
@@ -82,6 +101,12 @@ def run_sweep(
             expert_value=expert_value, cost_loss=loss,
         ) for k, n, steps, value, loss in zip(h.iteration, h.samples, h.env_steps, h.value, h.cost_loss)])
     return rows
+
+
+def _non_empty(values: list, name: str) -> list:
+    if not values:
+        raise ValueError(f"{name} must not be empty")
+    return values
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -115,7 +140,8 @@ class ThresholdRow:
 
 def threshold_table(rows: list[dict], fraction: float = 0.95) -> list[ThresholdRow]:
     """Per ensemble size: median (over runs that got there) samples and iterations to
-    ``fraction`` x expert value, how many runs got there, and the mean final value."""
+    ``fraction`` (in (0, 1]) x expert value, how many runs got there, and the mean final value."""
+    fraction = check_interval(fraction, "fraction", 0.0, 1.0, low_open=True)
     table = []
     for L, by_seed in sorted(_runs(rows).items()):
         samples, iterations, finals = [], [], []
@@ -138,6 +164,7 @@ def threshold_table(rows: list[dict], fraction: float = 0.95) -> list[ThresholdR
 
 def format_threshold_table(table: list[ThresholdRow], fraction: float = 0.95) -> str:
     """A markdown table of :func:`threshold_table`."""
+    fraction = check_interval(fraction, "fraction", 0.0, 1.0, low_open=True)
     percent = f"{fraction:.0%}"
     lines = [
         f"| L | runs reaching {percent} | MDP samples to {percent}: median [IQR] | iterations to {percent}: median | final value (mean) |",
@@ -162,6 +189,7 @@ def plot_sweep(rows: list[dict], path: Path, title: str | None = None) -> None:
     The bands are clipped to the values a policy of the MDP can have (:func:`soar.tabular.value_range`);
     the legend, right of the panels, says what they are.
     """
+    _non_empty(rows, "rows")
     from matplotlib import colormaps
 
     runs_by_size = sorted(_runs(rows).items())

@@ -43,6 +43,10 @@ from agents.optimism import check_optimism, optimistic_value
 from agents.sampling import sample_categorical, sample_occupancy
 from agents.tabular_demonstrations import TabularDemonstrations
 from envs.markov_game import MarkovGame
+from envs.validation import (
+    check_choice, check_discount, check_non_negative, check_positive, check_positive_int, check_rollout_discount,
+    check_seed,
+)
 
 CRITICS = ("optimistic", "min", "ucb")
 OCCUPANCIES = ("state-action", "state")
@@ -54,12 +58,11 @@ def sample_expert_data(
 ) -> TabularDemonstrations:
     """Draw ``num_samples`` i.i.d. pairs ``s ~ d^E``, ``a ~ pi_E(. | s)`` from the exact occupancy."""
     _check_mdp(mdp)
-    if int(num_samples) != num_samples or num_samples < 1:
-        raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+    num_samples = check_positive_int(num_samples, "num_samples")
     (expert_policy,) = tabular.check_policies(mdp, [expert_policy])
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     d = tabular.occupancy(mdp, [expert_policy])
-    states = rng.choice(mdp.num_states, size=int(num_samples), p=d / d.sum())
+    states = rng.choice(mdp.num_states, size=num_samples, p=d / d.sum())
     actions = sample_categorical(expert_policy[states], rng)
     return TabularDemonstrations(states, actions, source="expert occupancy, i.i.d.")
 
@@ -113,12 +116,16 @@ def optimistic_q(
     ``clip(c + gamma (mean_l P_l V - optimism clip(std_l P_l V, 0, std_clip)), 0, 1 / (1 - gamma))``
     (population standard deviation; 0 when L = 1).
     """
+    gamma = check_discount(gamma)
+    optimism = check_non_negative(optimism, "optimism")
+    std_clip = check_non_negative(std_clip, "std_clip", allow_inf=True)
     backup = optimistic_value(next_values, optimism, std_clip, form="cost")
     return np.clip(cost + gamma * backup, 0.0, 1.0 / (1.0 - gamma))
 
 
 def min_q(cost: np.ndarray, next_values: np.ndarray, gamma: float) -> np.ndarray:
     """Comparison critic: the most optimistic model, ``clip(c + gamma min_l P_l V)``."""
+    gamma = check_discount(gamma)
     return np.clip(cost + gamma * next_values.min(axis=0), 0.0, 1.0 / (1.0 - gamma))
 
 
@@ -126,6 +133,7 @@ def ucb_q(
     cost: np.ndarray, pooled_next_values: np.ndarray, counts: np.ndarray, gamma: float, optimism: float
 ) -> np.ndarray:
     """Comparison critic: pooled model with a count bonus ``optimism / ((1 - gamma) sqrt(max(N, 1)))``."""
+    gamma, optimism = check_discount(gamma), check_non_negative(optimism, "optimism")
     bonus = optimism / ((1.0 - gamma) * np.sqrt(np.maximum(counts, 1.0)))
     return np.clip(cost + gamma * pooled_next_values - bonus, 0.0, 1.0 / (1.0 - gamma))
 
@@ -141,7 +149,8 @@ def empirical_models(counts: np.ndarray) -> np.ndarray:
 
 
 def mirror_descent_step(policy: np.ndarray, q: np.ndarray, step: float) -> np.ndarray:
-    """``pi <- pi exp(-step Q)`` renormalised per state (cost form), computed in log space."""
+    """``pi <- pi exp(-step Q)`` renormalised per state (cost form), computed in log space; ``step > 0``."""
+    step = check_positive(step, "step")
     logits = np.log(np.maximum(policy, 1e-300)) - step * q
     logits -= logits.max(axis=1, keepdims=True)
     weights = np.exp(logits)
@@ -260,18 +269,14 @@ def soar_il(
     if len(expert_data) == 0:
         raise ValueError("expert_data holds no samples")
     expert_data.check_game(mdp)
-    check_optimism(num_critics, optimism, std_clip)
-    if int(num_iterations) != num_iterations or num_iterations < 1 or int(log_every) != log_every or log_every < 1:
-        raise ValueError(f"num_iterations and log_every must be integers >= 1, got {num_iterations!r}, {log_every!r}")
-    if not (cost_step > 0 and policy_step > 0):
-        raise ValueError(f"cost_step and policy_step must be > 0, got {cost_step!r}, {policy_step!r}")
-    if critic not in CRITICS:
-        raise ValueError(f"critic must be one of {CRITICS}, got {critic!r}")
-    if occupancy not in OCCUPANCIES:
-        raise ValueError(f"occupancy must be one of {OCCUPANCIES}, got {occupancy!r}")
-
-    rng = np.random.default_rng(seed)
-    gamma = mdp.gamma
+    num_critics, optimism, std_clip = check_optimism(num_critics, optimism, std_clip)
+    num_iterations = check_positive_int(num_iterations, "num_iterations")
+    log_every = check_positive_int(log_every, "log_every")
+    cost_step, policy_step = check_positive(cost_step, "cost_step"), check_positive(policy_step, "policy_step")
+    check_choice(critic, "critic", CRITICS)
+    check_choice(occupancy, "occupancy", OCCUPANCIES)
+    gamma = check_rollout_discount(mdp.gamma, "the MDP's gamma")
+    rng = np.random.default_rng(check_seed(seed))
     state_only = occupancy == "state"
     shape = (num_states, num_actions)
     expert_occupancy = _empirical_occupancy(expert_data.states, expert_data.actions[:, 0], shape, state_only)

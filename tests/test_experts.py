@@ -353,7 +353,7 @@ def test_cli_rollout_writes_demonstrations(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--episodes", "0"], "positive integer"),
+    (["--episodes", "0"], "must be an integer >= 1, got 0"),
     (["--env", "Hopper-v5"], "maps 3 observations"),
     (["--env", "NoSuchEnv-v0"], "NoSuchEnv"),
 ])

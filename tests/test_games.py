@@ -30,7 +30,7 @@ def test_random_game_is_reproducible():
     [
         (dict(num_states=3, num_actions=2, num_players=3, zero_sum=True), "exactly 2 players"),
         (dict(num_states=3, num_actions=(2, 2, 2), num_players=2), "3 entries for 2 players"),
-        (dict(num_states=0, num_actions=2), "num_states >= 1"),
+        (dict(num_states=0, num_actions=2), "num_states must be an integer >= 1"),
     ],
 )
 def test_random_game_rejects_bad_arguments(kwargs, message):

@@ -1,6 +1,7 @@
 """MAIL: oracle, estimators, BC, MAIL-BRO, MURMAIL, experiment and command line."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from agents import tabular
 from envs import games
 from mail import ExpertOracle, TabularDemonstrations, bc, cli, expert_dataset, experiment, mail_bro, murmail
 from mail.mail_bro import mirror_descent_update
-from mail.murmail import plan_optimistic, queries_per_iteration, squared_error_estimate
+from mail.murmail import default_horizon, plan_optimistic, queries_per_iteration, squared_error_estimate
 
 
 # ------------------------------------------------------------------ oracle
@@ -49,11 +50,11 @@ def test_algorithms_reject_an_oracle_for_another_game():
 def test_negative_or_fractional_budgets_are_rejected(bad):
     game = games.lower_bound_game()
     oracle = ExpertOracle(games.lower_bound_expert(0.5))
-    with pytest.raises(ValueError, match="num_iterations must be a non-negative integer"):
+    with pytest.raises(ValueError, match="num_iterations must be an integer >= 0"):
         mail_bro(game, oracle, bad)
-    with pytest.raises(ValueError, match="num_iterations must be a non-negative integer"):
+    with pytest.raises(ValueError, match="num_iterations must be an integer >= 0"):
         murmail(game, oracle, bad)
-    with pytest.raises(ValueError, match="num_samples must be a non-negative integer"):
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 0"):
         bc(game, oracle, bad)
 
 
@@ -177,8 +178,10 @@ def test_query_counts_match_history(algorithm):
         assert result.history.oracle_calls[-1] == 80
     else:
         inner = algorithm.split("-")[1]
-        result = murmail(game, oracle, 4, inner=inner, inner_episodes=2, seed=0)
-        expected = 4 * queries_per_iteration(game, inner, inner_episodes=2)
+        # inner_episodes is UCBVI's: the exact variant refuses it.
+        options = dict(inner_episodes=2) if inner == "ucbvi" else dict(pairs_per_state=2)
+        result = murmail(game, oracle, 4, inner=inner, seed=0, **options)
+        expected = 4 * queries_per_iteration(game, inner, **options)
         assert result.history.simulator_steps[-1] > 0
     assert result.history.expert_queries[-1] == oracle.total_queries == expected
     assert oracle.queries[0] == oracle.queries[1] == expected // 2
@@ -226,17 +229,16 @@ def test_cli_run_and_plot(tmp_path, capsys):
     assert all(row["expert_queries"] <= row["budget"] for row in rows)
     assert (out / cli.FIGURE).stat().st_size > 10_000
     assert "lower-bound, C = 1000" in capsys.readouterr().out
-    (out / cli.FIGURE).unlink()
     assert cli.main(["plot", str(out), "--policy", "last"]) == 0
-    assert (out / cli.FIGURE).exists()
+    assert (out / "mail_nash_gap_last.png").exists()
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["run", "--out", "x", "--algo", "dagger"], "invalid choice: 'dagger'"),
-        (["run", "--out", "x", "--queries", "-5"], "must be a positive integer"),
-        (["run", "--out", "x", "--concentrability", "0.5"], "must be > 1"),
+        (["run", "--out", "x", "--queries", "-5"], "must be an integer >= 10, got -5"),
+        (["run", "--out", "x", "--concentrability", "0.5"], "must be at least 1.618034 (or inf), got 0.5"),
         (["run", "--out", "x", "--bogus"], "unrecognized arguments: --bogus"),
         (["fly"], "invalid choice: 'fly'"),
     ],
@@ -254,3 +256,56 @@ def test_cli_plot_reports_a_missing_or_corrupt_directory(tmp_path):
     (tmp_path / cli.RESULTS_CSV).write_text("game,algo\nx,y\n")
     with pytest.raises(SystemExit, match="missing columns"):
         cli.main(["plot", str(tmp_path)])
+
+
+# ------------------------------------------------------- MURMAIL's default horizon
+@pytest.mark.parametrize("gamma, horizon", [(0.9, 30), (0.99, 300), (0.8, 15), (0.95, 60), (0.5, 6), (0.0, 3)])
+def test_default_horizon_is_the_exact_ceiling(gamma, horizon):
+    # ceil(3 / (1 - gamma)) by hand; floating point gives 31 at 0.9 (3 / 0.09999999999999998) and 16 at 0.8.
+    assert default_horizon(gamma) == horizon
+
+
+def test_murmail_iteration_costs_602_queries_on_the_lower_bound_game():
+    # Two players, each 2 queries per step of 5 UCBVI episodes of 30 steps, plus the update's query.
+    game = games.lower_bound_game()
+    assert queries_per_iteration(game) == 2 * (2 * 5 * 30 + 1) == 602
+    oracle = ExpertOracle(games.lower_bound_expert(0.5), seed=0)
+    result = murmail(game, oracle, 1, seed=0, num_log_points=2)
+    assert oracle.total_queries == result.history.expert_queries[-1] == 602
+    assert result.history.simulator_steps[-1] >= 2 * 5 * 30  # the episodes, plus the update's rollout
+    # The README quotes the same number.
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "each iteration costs 602 queries here" in readme
+
+
+# ------------------------------------------- the expert family's reachable concentrability
+def test_the_family_minimum_is_the_golden_ratio_by_the_exact_solver():
+    game = games.lower_bound_game()
+    weights = np.linspace(0.05, 0.95, 91)
+    computed = [tabular.concentrability(game, games.lower_bound_expert(w)).single_policy for w in weights]
+    minimum = games.LOWER_BOUND_MIN_CONCENTRABILITY
+    assert min(computed) >= minimum - 1e-9
+    at_minimum = tabular.concentrability(game, games.lower_bound_expert(games.LOWER_BOUND_MIN_WEIGHT))
+    assert at_minimum.single_policy == pytest.approx(minimum, rel=1e-9) == (1 + 5**0.5) / 2
+    assert at_minimum.all_policy == pytest.approx(minimum, rel=1e-9)
+
+
+def test_concentrability_below_the_minimum_is_refused_and_not_offered(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    help_text = capsys.readouterr().out
+    assert "(> 1, or inf)" not in help_text and "at least 1.6180" in " ".join(help_text.split())
+    for target in (1.0, 1.5, 1.61):
+        with pytest.raises(ValueError, match=r"concentrability must be at least 1.618034 \(or inf\), got .*golden"):
+            experiment.GridConfig(concentrability=target)
+        with pytest.raises(ValueError, match="target must be at least 1.618034"):
+            experiment.lower_bound_weight(target)
+
+
+@pytest.mark.parametrize("target", [1.6181, 1.62, 1.624])
+def test_targets_just_above_the_minimum_are_reached(target):
+    # Below C(0.62) = 1.6244 the old search bracket [0.62, 1) refused these though the family reaches them.
+    weight = experiment.lower_bound_weight(target)
+    game = games.lower_bound_game()
+    assert tabular.concentrability(game, games.lower_bound_expert(weight)).single_policy == pytest.approx(target, rel=1e-9)
+    assert weight >= games.LOWER_BOUND_MIN_WEIGHT

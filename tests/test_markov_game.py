@@ -49,8 +49,8 @@ def test_bad_values_name_field_and_index(field, mutate, message):
         (dict(transitions=np.ones((2, 2))), r"shape \(S, A_1, ..., A_n, S\)"),
         (dict(rewards=np.zeros((1, 2, 2, 3))), "rewards must have shape"),
         (dict(initial=np.ones(3) / 3), r"initial must have shape \(2,\)"),
-        (dict(gamma=1.0), "0 <= gamma < 1"),
-        (dict(gamma=-0.1), "0 <= gamma < 1"),
+        (dict(gamma=1.0), r"gamma must lie in \[0, 1\)"),
+        (dict(gamma=-0.1), r"gamma must lie in \[0, 1\)"),
     ],
 )
 def test_bad_shapes_and_gamma(change, message):

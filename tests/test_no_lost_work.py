@@ -310,7 +310,7 @@ def test_a_full_disk_ends_a_command_with_one_line_naming_the_path(tmp_path, monk
     with pytest.raises(SystemExit) as stopped:
         soar_main(["tabular", "--seeds", "1", "--critics", "1", "--iterations", "2", "--no-progress",
                    "--out", str(tmp_path)])
-    assert stopped.value.code == f"soar: {tmp_path / 'soar_tabular.csv'}: No space left on device"
+    assert stopped.value.code == f"soar tabular: {tmp_path / 'soar_tabular.csv'}: No space left on device"
 
 
 # --------------------------------------------------------- NaN at the first bad value

@@ -263,14 +263,29 @@ def test_seeded_runs_are_reproducible():
         torch.testing.assert_close(p, q)
 
 
+@pytest.mark.parametrize("learning_starts", [0, 5])
+def test_learning_starts_at_learning_starts_even_below_the_batch_size(learning_starts):
+    # Spec: one update per environment step after learning_starts random steps. Minibatches are
+    # drawn with replacement (as stable-baselines3 does), so a buffer smaller than the batch (16)
+    # is no reason to wait: the optimisers' first steps come right after step learning_starts.
+    agent = small_agent(num_critics=1, batch_size=16, learning_starts=learning_starts)
+    critic_steps, actor_steps = [], []
+    agent.critic_optimizer.register_step_post_hook(lambda *_: critic_steps.append(agent.num_timesteps))
+    agent.actor_optimizer.register_step_post_hook(lambda *_: actor_steps.append(agent.num_timesteps))
+    agent.learn(learning_starts + 3)
+    expected = list(range(max(learning_starts, 1), learning_starts + 4))
+    assert critic_steps == actor_steps == expected
+    assert agent.num_gradient_steps == len(expected)
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
         (lambda: SAC(gym.make("CartPole-v1")), "Box action space"),
         (lambda: small_agent(num_critics=0), "num_critics must be an integer >= 1"),
-        (lambda: small_agent(std_clip=-1.0), "std_clip must be >= 0"),
+        (lambda: small_agent(std_clip=-1.0), "std_clip must be a number >= 0 or inf"),
         (lambda: small_agent(optimism=-0.5), "optimism must be a finite number >= 0"),
-        (lambda: small_agent(alpha=-0.1), "alpha must be 'auto' or a number >= 0"),
+        (lambda: small_agent(alpha=-0.1), "alpha must be a finite number >= 0, got -0.1"),
     ],
 )
 def test_bad_configuration(make, message):

@@ -128,8 +128,8 @@ def test_environments():
     [
         (dict(num_critics=0), "num_critics must be an integer >= 1"),
         (dict(optimism=-0.1), "optimism must be a finite number >= 0"),
-        (dict(std_clip=-1.0), "std_clip must be >= 0"),
-        (dict(num_iterations=2.5), "num_iterations and log_every must be integers"),
+        (dict(std_clip=-1.0), "std_clip must be a number >= 0 or inf"),
+        (dict(num_iterations=2.5), "num_iterations must be an integer >= 1, got 2.5"),
         (dict(critic="max"), "critic must be one of"),
         (dict(occupancy="action"), "occupancy must be one of"),
         (dict(expert_data=TabularDemonstrations(np.array([0, 7]), np.array([0, 0]))), r"states must lie in \[0, 2\)"),
@@ -175,8 +175,8 @@ def test_cli_writes_csv_plot_and_summary(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["tabular", "--out", "x", "--critics", "0"], "must be a positive integer"),
-        (["tabular", "--out", "x", "--optimism", "-1"], "must be >= 0"),
+        (["tabular", "--out", "x", "--critics", "0"], "must be an integer >= 1, got 0"),
+        (["tabular", "--out", "x", "--optimism", "-1"], "must be a finite number >= 0, got -1"),
         (["tabular", "--out", "x", "--env", "moon"], "invalid choice"),
         (["tabular", "--out", "x", "--bogus"], "unrecognized arguments"),
     ],

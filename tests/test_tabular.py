@@ -306,5 +306,5 @@ def test_bad_policies_raise_clear_errors(policies, message):
 
 def test_bad_player_index():
     game = games.random_game(3, 2, seed=0)
-    with pytest.raises(ValueError, match=r"player must be in \[0, 2\)"):
+    with pytest.raises(ValueError, match=r"player must be an integer in \[0, 1\], got 2"):
         tabular.best_response(game, tabular.uniform_policies(game), 2)

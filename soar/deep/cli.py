@@ -11,7 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from agents.config import add_arguments, positive_int
+from agents.config import (
+    OptionError, add_arguments, check_applicable, check_new_file, given_settings, non_negative_int, positive_int,
+)
 from agents.run_folder import prepare_output_dir
 from soar.deep.config import TrainConfig
 
@@ -34,6 +36,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR with its stored settings")
     train.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: %(default)s)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.set_defaults(handler=run_train, parser=train, errors=_gymnasium_errors)
 
     evaluate = commands.add_parser("evaluate", help="evaluate the best policy of a soar train run",
                                    description="Run DIR/policy.pt (or --final: final_policy.pt) for deterministic "
@@ -44,15 +47,25 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                           help="the run's Gymnasium id, to confirm one that names a module to import "
                           "('module:Env-v0'); ids read from config.json never import code otherwise")
     evaluate.add_argument("--episodes", type=positive_int, default=20, help="episodes (default: %(default)s)")
-    evaluate.add_argument("--seed", type=int, default=0, help="first reset seed (default: %(default)s)")
+    evaluate.add_argument("--seed", type=non_negative_int, default=0, help="first reset seed (default: %(default)s)")
     evaluate.add_argument("--final", action="store_true", help="the final policy instead of the best one")
+    evaluate.set_defaults(handler=run_evaluate, parser=evaluate, errors=_gymnasium_errors)
 
     plot = commands.add_parser("plot", help="learning curves of soar train runs",
                                description="Deterministic return against environment steps of every run folder "
                                "given, grouped by environment, method and critics (mean and 95%% t-interval over "
                                "seeds), with the expert's return as a dashed line.")
     plot.add_argument("dirs", type=Path, nargs="+", help="run folders (or folders holding run folders)")
-    plot.add_argument("--out", type=Path, required=True, help="figure file (.png or .pdf)")
+    plot.add_argument("--out", type=Path, required=True, help="figure file (.png or .pdf); an existing one is kept "
+                      "unless --force")
+    plot.add_argument("--force", action="store_true", help="replace the figure --out if it exists")
+    plot.set_defaults(handler=run_plot, parser=plot)
+
+
+def _gymnasium_errors() -> tuple[type[Exception], ...]:
+    import gymnasium
+
+    return (gymnasium.error.Error,)
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -64,9 +77,7 @@ def run_train(args: argparse.Namespace) -> None:
     from soar.deep.demos import load_expert
     from soar.deep.loop import run_training
 
-    torch.set_num_threads(args.threads)
-    given = {f.name: getattr(args, f.name) for f in TrainConfig.__dataclass_fields__.values() if hasattr(args, f.name)}
-    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
+    given = given_settings(TrainConfig, args)
     try:
         overrides = parse_overrides(args.set)
         if args.resume is not None:
@@ -74,8 +85,8 @@ def run_train(args: argparse.Namespace) -> None:
             resumable = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("resumable")}
             fixed = sorted(set(changes) - resumable - {"env_id"}) + (["out"] if args.out is not None else [])
             if fixed:
-                raise ValueError(f"--resume continues the run with its stored settings; only {sorted(resumable)} "
-                                 f"may change, drop {fixed}")
+                raise OptionError(f"--resume continues the run with its stored settings; only {sorted(resumable)} "
+                                  f"may change, drop {fixed}")
             out = args.resume
             stored = read_config(out / "config.json")
             # --env may repeat the stored id (to confirm one that names a module to import), never change it.
@@ -88,18 +99,25 @@ def run_train(args: argparse.Namespace) -> None:
         else:
             settings = {**given, **overrides}  # --set last, env_id and method included
             if "env_id" not in settings or args.out is None:
-                raise ValueError("--env and --out are required (or --resume DIR)")
+                raise OptionError("--env and --out are required (or --resume DIR)")
             env_id, method = settings.pop("env_id"), settings.pop("method", "ml-irl-sa")
             config = build_config(env_id, method, **settings)
+            # Name the option as the user wrote it: --flag, or the key of --set key=value.
+            check_applicable(config, set(given) - set(overrides), flags=True)
+            check_applicable(config, overrides)
             out = args.out
-        prepare_output_dir(out, option="--resume" if args.resume is not None else "--out")
-        demos = load_expert(config.demos, config.env_id, config.trajectories)
-        env, eval_env = gymnasium.make(config.env_id), gymnasium.make(config.env_id)
+    except OptionError:
+        raise
+    except ValueError as error:  # a setting out of range, from an option or --set: a usage error too
+        raise OptionError(str(error)) from None
+    prepare_output_dir(out, option="--resume" if args.resume is not None else "--out")  # before any compute
+    torch.set_num_threads(args.threads)
+    demos = load_expert(config.demos, config.env_id, config.trajectories)
+    env, eval_env = gymnasium.make(config.env_id), gymnasium.make(config.env_id)
+    try:
         result = run_training(config, env, eval_env, demos, out, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, FloatingPointError, gymnasium.error.Error) as error:
-        raise SystemExit(f"soar train: {error}") from None
     except KeyboardInterrupt:
-        print(f"soar train: interrupted; the logs so far are kept and 'soar train --resume {args.resume or args.out}' continues from "
+        print(f"soar train: interrupted; the logs so far are kept and 'soar train --resume {out}' continues from "
               "the last checkpoint", file=sys.stderr)
         raise SystemExit(130) from None
     best = max((row["return_mean"] for row in result.history), default=float("nan"))
@@ -115,16 +133,15 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from agents.untrusted import checked_env_id
     from soar.deep.config import read_config
 
-    try:
-        config = read_config(args.dir / "config.json")
-        if args.env is not None and args.env != config.env_id:
-            raise ValueError(f"--env {args.env}: the run was trained on {config.env_id!r}")
-        env_id = checked_env_id(config.env_id, str(args.dir / "config.json"), given=args.env)
-        policy = load_policy(args.dir / ("final_policy.pt" if args.final else "policy.pt"))
-        returns = evaluate(policy, gymnasium.make(env_id), args.episodes, seed=args.seed)
-        expert = json.loads((args.dir / "expert.json").read_text())["return_mean"]
-    except (ValueError, FileNotFoundError, KeyError, json.JSONDecodeError, gymnasium.error.Error) as error:
-        raise SystemExit(f"soar evaluate: {error}") from None
+    config = read_config(args.dir / "config.json")
+    if args.env is not None and args.env != config.env_id:
+        raise ValueError(f"--env {args.env}: the run was trained on {config.env_id!r}")
+    env_id = checked_env_id(config.env_id, str(args.dir / "config.json"), given=args.env)
+    policy = load_policy(args.dir / ("final_policy.pt" if args.final else "policy.pt"))
+    returns = evaluate(policy, gymnasium.make(env_id), args.episodes, seed=args.seed)
+    expert = json.loads((args.dir / "expert.json").read_text()).get("return_mean")
+    if not isinstance(expert, (int, float)):
+        raise ValueError(f"{args.dir / 'expert.json'} holds no expert return_mean")
     print(f"{config.env_id} {config.method} L={config.critics} seed {config.seed}: return {returns.mean():.1f} +- "
           f"{returns.std():.1f} over {args.episodes} episodes ({returns.mean() / expert:.0%} of the expert's {expert:.1f})")
 
@@ -132,9 +149,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 def run_plot(args: argparse.Namespace) -> None:
     from soar.deep.plot import find_runs, plot_runs
 
-    try:
-        runs = find_runs(args.dirs)
-        plot_runs(runs, args.out)
-    except ValueError as error:
-        raise SystemExit(f"soar plot: {error}") from None
+    out = check_new_file(args.out, args.force)
+    runs = find_runs(args.dirs)
+    plot_runs(runs, out)
     print(f"wrote {args.out} ({len(runs)} runs)")

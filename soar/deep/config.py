@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +18,20 @@ from typing import Any
 
 import yaml
 
-from agents.config import non_negative_float, non_negative_int, positive_float, positive_int, setting
+from agents.config import (
+    check_settings, discount, non_negative_float, non_negative_int, non_negative_or_inf,
+    positive_float, positive_int, setting, unit_fraction,
+)
 from agents.untrusted import (
     MAX_BATCH_SIZE, MAX_BUFFER_SIZE, MAX_CRITICS, check_stored_count, check_stored_floats, check_stored_widths,
 )
 
 METHODS = ("ml-irl", "ml-irl-sa", "f-irl", "csil")
 CONFIG_DIR = Path(__file__).parent / "configs"
+# Settings that only some runs use (agents.config.check_applicable refuses them elsewhere).
+_SEVERAL_CRITICS = (lambda c: c.critics > 1, "only with more than one critic pair (critics 2 or more)")
+_REWARD_NETWORK = (lambda c: c.method != "csil",
+                   "by the learned reward of ml-irl, ml-irl-sa and f-irl (csil's reward is its fixed BC policy)")
 
 
 @dataclass(frozen=True)
@@ -35,8 +41,10 @@ class TrainConfig:
     env_id: str = setting(flag="--env", help="Gymnasium id with Box observations and actions, e.g. Hopper-v5")
     method: str = setting("ml-irl-sa", choices=METHODS, help="imitation method (cost update)")
     critics: int = setting(1, parse=positive_int, help="L critic pairs: 1 is the base method, 4 is SOAR")
-    optimism: float = setting(1.0, parse=non_negative_float, help="weight kappa of the critics' std in the actor")
-    std_clip: float = setting(10.0, parse=non_negative_float, help="upper clip sigma_clip of the critics' std")
+    optimism: float = setting(1.0, parse=non_negative_float, help="L > 1: weight kappa of the critics' std in the actor",
+                              applies=_SEVERAL_CRITICS)
+    std_clip: float = setting(10.0, parse=non_negative_or_inf, help="L > 1: upper clip sigma_clip of the critics' std",
+                              applies=_SEVERAL_CRITICS)
     demos: str = setting("bundled", help="expert demonstrations: 'bundled', an .npz file, or minari:DATASET_ID")
     trajectories: int = setting(1, parse=positive_int, help="expert trajectories to imitate (the first N)")
     steps: int = setting(200_000, parse=positive_int, resumable=True,
@@ -47,58 +55,48 @@ class TrainConfig:
     batch_size: int = setting(100, parse=positive_int, help="SAC minibatch per critic pair")
     learning_rate: float = setting(1e-3, parse=positive_float, help="Adam step of actor and critics")
     alpha: float = setting(0.2, parse=non_negative_float, help="fixed entropy coefficient")
-    gamma: float = setting(0.99, parse=non_negative_float, help="discount")
-    tau: float = setting(0.005, parse=positive_float, help="Polyak coefficient of the target critics")
+    gamma: float = setting(0.99, parse=discount, help="discount")
+    tau: float = setting(0.005, parse=unit_fraction, help="Polyak coefficient of the target critics")
     hidden: tuple[int, ...] = setting((256, 256), parse=positive_int, help="hidden widths of actor and critics")
     buffer_size: int = setting(1_000_000, parse=positive_int, help="replay capacity")
     learning_starts: int = setting(1000, parse=non_negative_int, help="uniformly random steps before learning")
     cost_every: int = setting(5000, parse=positive_int, help="environment steps between cost updates")
     cost_episodes: int = setting(10, parse=positive_int,
-                                 help="learner episodes a cost update learns from (its most recent ones)")
+                                 help="learner episodes a cost update learns from (its most recent ones)",
+                                 applies=(lambda c: c.cost_rollouts == 0,
+                                          "only when the cost update reads the replay buffer (cost_rollouts 0)"))
     cost_rollouts: int = setting(0, parse=non_negative_int,
                                  help="fresh learner rollouts per cost update instead (their steps are counted)")
-    reward_hidden: tuple[int, ...] = setting((64, 64), parse=positive_int, help="hidden widths of the reward network")
+    reward_hidden: tuple[int, ...] = setting((64, 64), parse=positive_int, applies=_REWARD_NETWORK,
+                                             help="ml-irl, ml-irl-sa, f-irl: hidden widths of the reward network")
     # The research code's cost update (lr 1e-4, one step, no absorbing state) leaves the reward almost flat
     # once its critics no longer see the environment's reward; these defaults were chosen on a separate
     # selection seed (README: "Choosing the cost update").
-    reward_lr: float = setting(1e-3, parse=positive_float, help="Adam step of the reward (the reference: 1e-4)")
-    reward_weight_decay: float = setting(1e-3, parse=non_negative_float, help="weight decay of the reward")
-    reward_steps: int = setting(10, parse=positive_int,
-                                help="ml-irl, f-irl: Adam steps of the reward per cost update (the reference: 1)")
-    absorbing: str = setting("auto", choices=("auto", "on", "off"),
-                             help="learn the reward of an absorbing state that terminated episodes occupy up to "
-                             "the time limit (auto: on for ml-irl, ml-irl-sa and f-irl, whose rewards match "
-                             "occupancies; csil's reward comes from its BC policy and has none)")
-    discriminator_steps: int = setting(300, parse=positive_int, help="f-irl: discriminator steps per cost update")
-    bc_steps: int = setting(10_000, parse=positive_int, help="csil: maximum-likelihood steps of the BC policy")
+    reward_lr: float = setting(1e-3, parse=positive_float, applies=_REWARD_NETWORK,
+                               help="ml-irl, ml-irl-sa, f-irl: Adam step of the reward (the reference: 1e-4)")
+    reward_weight_decay: float = setting(1e-3, parse=non_negative_float, applies=_REWARD_NETWORK,
+                                         help="ml-irl, ml-irl-sa, f-irl: weight decay of the reward")
+    reward_steps: int = setting(10, parse=positive_int, applies=_REWARD_NETWORK,
+                                help="ml-irl, ml-irl-sa, f-irl: Adam steps of the reward per cost update "
+                                "(the reference: 1)")
+    absorbing: str = setting("auto", choices=("auto", "on", "off"), applies=_REWARD_NETWORK,
+                             help="ml-irl, ml-irl-sa, f-irl: learn the reward of an absorbing state that terminated "
+                             "episodes occupy up to the time limit (auto: on for these methods, whose rewards "
+                             "match occupancies)")
+    discriminator_steps: int = setting(300, parse=positive_int, help="f-irl: discriminator steps per cost update",
+                                       applies=(lambda c: c.method == "f-irl", "by f-irl only"))
+    bc_steps: int = setting(10_000, parse=positive_int, help="csil: maximum-likelihood steps of the BC policy",
+                            applies=(lambda c: c.method == "csil", "by csil only"))
     eval_every: int = setting(5000, parse=positive_int, help="environment steps between evaluations")
     eval_episodes: int = setting(10, parse=positive_int, help="deterministic evaluation episodes")
     checkpoint_every: int = setting(25_000, parse=positive_int, resumable=True, help="steps between checkpoints")
     log_every: int = setting(1000, parse=positive_int, resumable=True, help="steps between training-loss logs")
 
     def __post_init__(self) -> None:
-        # The command line's checks (positive_int, ...) for values from the API, YAML and --set too.
-        for field in dataclasses.fields(self):
-            check = field.metadata.get("parse")
-            value = getattr(self, field.name)
-            for item in (value if isinstance(value, tuple) else (value,)) if check else ():
-                try:
-                    check(str(item))
-                except argparse.ArgumentTypeError as error:
-                    raise ValueError(f"setting {field.name}: {error}") from None
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if not 0 <= self.gamma < 1:
-            raise ValueError(f"gamma must lie in [0, 1), got {self.gamma!r}")
-        if not 0 < self.tau <= 1:
-            raise ValueError(f"tau must lie in (0, 1], got {self.tau!r}")
-        if not math.isfinite(self.optimism):
-            raise ValueError(f"optimism must be finite, got {self.optimism!r}")
-        if self.absorbing not in ("auto", "on", "off"):
-            raise ValueError(f"absorbing must be 'auto', 'on' or 'off', got {self.absorbing!r}")
-        if self.method == "csil" and self.absorbing == "on":
-            raise ValueError("absorbing=on does not apply to csil (its reward comes from the BC policy, not from "
-                             "occupancies); leave it at auto")
+        # The command line's checks for values from the API, YAML files and --set too. Whether a setting
+        # applies is checked by soar train for the options given, not here: YAML files and the Python API
+        # take one profile of settings for every method.
+        check_settings(self)
 
     @property
     def uses_absorbing(self) -> bool:
@@ -153,7 +151,12 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
 
 
 def build_config(env_id: str, method: str = "ml-irl-sa", **settings: Any) -> TrainConfig:
-    """Dataclass defaults <- the environment's YAML <- ``settings``."""
+    """Dataclass defaults <- the environment's YAML <- ``settings``, every value checked.
+
+    Like a YAML file, ``settings`` may hold settings of every method (one profile for all of
+    them); ``soar train`` refuses an option that its run does not use
+    (:func:`agents.config.check_applicable`).
+    """
     values = environment_defaults(env_id, method)
     values.update({name: _convert(name, value) for name, value in settings.items()})
     return TrainConfig(env_id=env_id, method=method, **values)
