@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
@@ -92,6 +93,10 @@ def main() -> None:
 
     print("\nThis toolkit's SAC, 4000 steps on InvertedPendulum-v5, then 4 demonstration episodes\n")
     expert_dir = args.out / "inverted_pendulum_expert"
+    # The demo's runs start over each time: a showcase, not work to resume (and a run folder left by an
+    # older version with other default settings would be refused as a different run).
+    shutil.rmtree(expert_dir, ignore_errors=True)
+    shutil.rmtree(args.out / "imitation", ignore_errors=True)
     soar_cli.main(["expert", "train", "--env", "InvertedPendulum-v5", "--steps", "4000", "--algorithm", "soar",
                    "--learning-starts", "1000", "--eval-every", "1000", "--out", str(expert_dir)])
     soar_cli.main(["expert", "rollout", "--policy", str(expert_dir / "policy.pt"), "--episodes", "4",
