@@ -94,7 +94,6 @@ def run_train(args: argparse.Namespace) -> None:
             if confirmed is not None and confirmed != stored.env_id:
                 raise ValueError(f"--resume continues the run with its stored settings; only {sorted(resumable)} "
                                  f"may change, drop ['env_id'] (the run was trained on {stored.env_id!r})")
-            checked_env_id(stored.env_id, str(out / "config.json"), given=confirmed)
             config = dataclasses.replace(stored, **changes)
         else:
             settings = {**given, **overrides}  # --set last, env_id and method included
@@ -110,6 +109,8 @@ def run_train(args: argparse.Namespace) -> None:
         raise
     except ValueError as error:  # a setting out of range, from an option or --set: a usage error too
         raise OptionError(str(error)) from None
+    if args.resume is not None:  # what the run folder says is data, not a usage error: checked here
+        checked_env_id(config.env_id, str(out / "config.json"), given=given.get("env_id"))
     prepare_output_dir(out, option="--resume" if args.resume is not None else "--out")  # before any compute
     torch.set_num_threads(args.threads)
     demos = load_expert(config.demos, config.env_id, config.trajectories)
