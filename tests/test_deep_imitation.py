@@ -276,12 +276,28 @@ def test_mean_reward_counts_absorbed_steps_at_the_absorbing_reward():
     assert absorbing_steps(episodes, horizon=10) == 7
 
 
-def test_csil_has_no_absorbing_state_and_the_command_line_refuses_one(capsys):
-    assert not build_config("Toy", "csil", absorbing="on").uses_absorbing
-    assert build_config("Toy", "ml-irl-sa").uses_absorbing and not build_config("Toy", "f-irl", absorbing="off").uses_absorbing
-    with pytest.raises(SystemExit) as stopped:
-        main(["train", "--env", "InvertedPendulum-v5", "--method", "csil", "--set", "absorbing=on", "--out", "x"])
-    assert stopped.value.code == 2 and "absorbing" in capsys.readouterr().err
+@pytest.mark.parametrize("method", ["ml-irl", "ml-irl-sa", "f-irl", "csil"])
+@pytest.mark.parametrize("absorbing", ["auto", "off"])
+def test_terminal_transitions_bootstrap_the_methods_absorbing_value(tmp_path, monkeypatch, method, absorbing):
+    """The critics' terminal value is r_abs / (1 - gamma) (csil: the reward's floor -10), or none when off."""
+    seen = []
+
+    class Recording(SAC):
+        def __init__(self, env, **settings):
+            super().__init__(env, **settings)
+            seen.append(self)
+
+    monkeypatch.setattr(deep_loop, "SAC", Recording)
+    result = train(Line(goal=0.3), method, expert_demos(), out=tmp_path, absorbing=absorbing, gamma=0.9,
+                   **tiny(steps=60))
+    (agent,) = seen
+    if absorbing == "off":
+        assert agent.terminal_value is None
+        return
+    expected = -REWARD_CLIP if method == "csil" else result.reward.absorbing_reward()
+    assert agent.terminal_value() == pytest.approx(expected / (1 - 0.9))
+    if method != "csil":
+        assert expected != 0.0  # learned: the learner's episodes end at the goal, the expert's run to the limit
 
 
 @pytest.mark.parametrize("name", ["ml-irl-sa", "f-irl"])

@@ -79,10 +79,9 @@ class TrainConfig:
     reward_steps: int = setting(10, parse=positive_int, applies=_REWARD_NETWORK,
                                 help="ml-irl, ml-irl-sa, f-irl: Adam steps of the reward per cost update "
                                 "(the reference: 1)")
-    absorbing: str = setting("auto", choices=("auto", "on", "off"), applies=_REWARD_NETWORK,
-                             help="ml-irl, ml-irl-sa, f-irl: learn the reward of an absorbing state that terminated "
-                             "episodes occupy up to the time limit (auto: on for these methods, whose rewards "
-                             "match occupancies)")
+    absorbing: str = setting("auto", choices=("auto", "on", "off"),
+                             help="give terminated episodes an absorbing state up to the time limit (auto = on): "
+                             "ml-irl, ml-irl-sa and f-irl learn its reward, csil fixes it at the reward's floor")
     discriminator_steps: int = setting(300, parse=positive_int, help="f-irl: discriminator steps per cost update",
                                        applies=(lambda c: c.method == "f-irl", "by f-irl only"))
     bc_steps: int = setting(10_000, parse=positive_int, help="csil: maximum-likelihood steps of the BC policy",
@@ -100,8 +99,8 @@ class TrainConfig:
 
     @property
     def uses_absorbing(self) -> bool:
-        """Whether the learned reward has an absorbing state (``absorbing``, resolved for the method)."""
-        return self.method != "csil" and self.absorbing != "off"
+        """Whether terminated episodes have an absorbing state (``absorbing``: ``auto`` is on)."""
+        return self.absorbing != "off"
 
 
 def _convert(name: str, value: Any) -> Any:

@@ -8,6 +8,12 @@ likelihood, then use the reward
 for which ``q`` itself is the soft-optimal policy at entropy coefficient ``alpha``
 (hence "coherent"); the SAC actor starts from ``q``. The reward stays fixed: ``update``
 only reports how it separates expert from learner pairs.
+
+With ``absorbing`` (:mod:`soar.deep.reward_net`), a terminated episode continues in an
+absorbing state whose reward is the reward's floor, ``-REWARD_CLIP``: the expert never
+goes there, so ``q``'s log-density ratio there is as low as the clamped reward can say.
+Without it, the reward of the learner's own off-expert actions (often negative) makes
+ending an episode early the better deal.
 """
 
 from __future__ import annotations
@@ -36,14 +42,17 @@ class CSIL:
         Maximum-likelihood fit of ``q`` (Adam minibatch steps).
     seed:
         Seeds the initialisation and the minibatches.
+    absorbing:
+        Terminated episodes continue in an absorbing state at the reward's floor.
     device:
         Where ``q`` lives (the SAC learner's device).
     """
 
     def __init__(self, obs_dim: int, act_dim: int, low: np.ndarray, high: np.ndarray, alpha: float,
                  hidden: tuple[int, ...] = (256, 256), bc_steps: int = 10_000, bc_batch: int = 256,
-                 bc_lr: float = 1e-3, seed: int = 0, device: str = "cpu") -> None:
+                 bc_lr: float = 1e-3, seed: int = 0, absorbing: bool = False, device: str = "cpu") -> None:
         self.device = torch.device(device)
+        self.absorbing = bool(absorbing)
         self.low = torch.as_tensor(low, dtype=torch.float32, device=self.device)
         self.high = torch.as_tensor(high, dtype=torch.float32, device=self.device)
         self.alpha = float(alpha)
@@ -72,6 +81,10 @@ class CSIL:
         with torch.no_grad():
             log_q = self.policy.log_prob(obs, actions)
             return (self.alpha * (log_q - self.log_prior)).clamp(-REWARD_CLIP, REWARD_CLIP)
+
+    def absorbing_reward(self) -> float:
+        """The absorbing state's reward: the floor ``-REWARD_CLIP`` (0 without an absorbing state)."""
+        return -REWARD_CLIP if self.absorbing else 0.0
 
     def initialise(self, agent) -> None:
         """The SAC actor starts as ``q`` (same architecture)."""

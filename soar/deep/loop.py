@@ -86,7 +86,7 @@ def make_method(config: TrainConfig, env: gym.Env, device: torch.device | str = 
         return FIRL(obs_dim, act_dim, discriminator_steps=config.discriminator_steps, seed=config.seed,
                     reward_steps=config.reward_steps, **reward)
     return CSIL(obs_dim, act_dim, env.action_space.low, env.action_space.high, config.alpha, hidden=config.hidden,
-                bc_steps=config.bc_steps, seed=config.seed, device=device)
+                bc_steps=config.bc_steps, seed=config.seed, absorbing=config.uses_absorbing, device=device)
 
 
 def _check_spaces(env: gym.Env) -> None:

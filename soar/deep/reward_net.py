@@ -13,7 +13,8 @@ rest of the horizon: the cost update counts those steps in the learner's (and th
 expert's) occupancy, and the critics bootstrap a terminal transition with the
 absorbing state's value ``r_abs / (1 - gamma)`` instead of 0. A learner that ends
 episodes the expert did not end is then charged for it like for any other state the
-expert avoids.
+expert avoids. (CSIL's reward is fixed by its BC policy; its absorbing state sits at the
+reward's floor, :mod:`soar.deep.csil`.)
 """
 
 from __future__ import annotations
