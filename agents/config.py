@@ -110,6 +110,7 @@ def setting(
     resumable: bool = False,
     cli: bool = True,
     applies: tuple[Callable[[Any], bool], str] | None = None,
+    absent: Any = dataclasses.MISSING,
 ) -> Any:
     """A dataclass field with what the command line needs to know about it.
 
@@ -132,9 +133,12 @@ def setting(
         ``(predicate, where)`` for a setting that only some runs use: ``predicate(config)``
         says whether it applies, ``where`` completes "it is used ..." in the error
         :func:`check_applicable` raises when it is given where it does not.
+    absent:
+        The value runs had before the setting existed, when that is not the default (a
+        stored ``config.json`` without it is read with this value; see :func:`stored_value`).
     """
     metadata = {"help": help, "flag": flag, "choices": choices, "parse": parse, "resumable": resumable, "cli": cli,
-                "applies": applies}
+                "applies": applies, "absent": absent}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple for sequence defaults (configs are frozen)")
     return dataclasses.field(default=default, metadata=metadata)
@@ -296,6 +300,16 @@ def write_config(path: Path, config: Any) -> None:
     write_text_atomic(path, json.dumps({"config": type(config).__name__, **config_dict(config)}, indent=1) + "\n")
 
 
+def stored_value(field: dataclasses.Field, stored: dict[str, Any], missing: Any = dataclasses.MISSING) -> Any:
+    """``field``'s value in a stored ``config.json`` (``stored``): what it holds, else the value runs had before
+    the setting existed (its ``absent`` metadata, else its default; ``missing`` for a required one)."""
+    if field.name in stored:
+        return stored[field.name]
+    if field.metadata.get("absent", dataclasses.MISSING) is not dataclasses.MISSING:
+        return field.metadata["absent"]
+    return missing if field.default is dataclasses.MISSING else field.default
+
+
 def check_resumable(path: Path, config: Any) -> None:
     """Refuse to resume the run whose ``config.json`` is ``path`` with a changed setting.
 
@@ -316,8 +330,7 @@ def check_resumable(path: Path, config: Any) -> None:
         if field.metadata.get("resumable"):
             continue
         # A setting added to the class after the run started counts as its default there.
-        absent = "<absent>" if field.default is dataclasses.MISSING else _jsonable(field.default)
-        old, new = stored.get(field.name, absent), current[field.name]
+        old, new = stored.get(field.name, _jsonable(stored_value(field, {}, "<absent>"))), current[field.name]
         if old != new:
             changed.append(f"{field.name}: {old!r} there, {new!r} now")
     if stored.get("config", type(config).__name__) != type(config).__name__:

@@ -153,24 +153,29 @@ class TrainingRun:
         # Held until close(): a second process on this folder is refused instead of interleaving its writes.
         self._lock = RunLock(self.out).acquire()
         try:
-            config_path = self.out / "config.json"
-            if config_path.exists():
-                # Only a checkpoint makes the folder a run to continue: a run that stopped before its first one
-                # (a bad argument found late, a crash) left nothing to resume and must not block a corrected run.
-                if latest_checkpoint(self.out / "checkpoint") is not None:
-                    check_resumable(config_path, config)
-            else:
-                leftovers = [n for n in ("checkpoint", "checkpoint.old", "logs", "policy.pt") if (self.out / n).exists()]
-                if leftovers:
-                    raise ValueError(
-                        f"{self.out} holds {', '.join(leftovers)} but no config.json (a run of an older version?); "
-                        "choose another output folder"
-                    )
-            # Rewritten on resume too, so that it records changed resumable settings (a longer budget).
-            write_config(config_path, config)
-        except BaseException:
+            self._open(config, schedule, eval_env, eval_episodes, eval_seed, reference_return, title, progress,
+                       tensorboard)
+        except BaseException:  # __exit__ never runs when __init__ raises: release the folder here
             self._lock.release()
             raise
+
+    def _open(self, config: Any, schedule: Schedule, eval_env: Any, eval_episodes: int, eval_seed: int,
+              reference_return: float | None, title: str, progress: bool, tensorboard: bool) -> None:
+        config_path = self.out / "config.json"
+        if config_path.exists():
+            # Only a checkpoint makes the folder a run to continue: a run that stopped before its first one
+            # (a bad argument found late, a crash) left nothing to resume and must not block a corrected run.
+            if latest_checkpoint(self.out / "checkpoint") is not None:
+                check_resumable(config_path, config)
+        else:
+            leftovers = [n for n in ("checkpoint", "checkpoint.old", "logs", "policy.pt") if (self.out / n).exists()]
+            if leftovers:
+                raise ValueError(
+                    f"{self.out} holds {', '.join(leftovers)} but no config.json (a run of an older version?); "
+                    "choose another output folder"
+                )
+        # Rewritten on resume too, so that it records changed resumable settings (a longer budget).
+        write_config(config_path, config)
         self.schedule = schedule
         self.eval_env, self.eval_episodes, self.eval_seed = eval_env, int(eval_episodes), int(eval_seed)
         self.title = title
@@ -322,10 +327,12 @@ class TrainingRun:
 
     def close(self) -> None:
         """Flush and close the logs and the progress bar; release the run folder."""
-        if self._bar is not None:
-            self._bar.close()
-        self.logger.close()
-        self._lock.release()
+        try:
+            if self._bar is not None:
+                self._bar.close()
+            self.logger.close()
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> "TrainingRun":
         return self

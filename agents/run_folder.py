@@ -90,10 +90,14 @@ class RunLock:
             handle.close()
             raise ValueError(f"{self.path.parent} is in use by another process (pid {holder}); wait for it to "
                              "finish or choose another folder") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+        except BaseException:
+            handle.close()  # closing unlocks
+            raise
         self._handle = handle
         return self
 

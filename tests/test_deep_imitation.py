@@ -276,6 +276,22 @@ def test_mean_reward_counts_absorbed_steps_at_the_absorbing_reward():
     assert absorbing_steps(episodes, horizon=10) == 7
 
 
+def test_a_run_written_before_a_setting_existed_resumes_with_the_value_it_had(tmp_path):
+    from agents.config import check_resumable, write_config
+    from soar.deep.config import read_config
+
+    path = tmp_path / "config.json"
+    write_config(path, TrainConfig(env_id=ENV_ID, steps=100))
+    stored = json.loads(path.read_text())
+    del stored["reward_steps"], stored["absorbing"]  # as written before these settings existed
+    path.write_text(json.dumps(stored))
+    old = read_config(path)
+    assert (old.reward_steps, old.absorbing, old.uses_absorbing) == (1, "off", False)
+    check_resumable(path, old)
+    with pytest.raises(ValueError, match="absorbing: 'off' there, 'auto' now"):
+        check_resumable(path, dataclasses.replace(old, absorbing="auto"))
+
+
 @pytest.mark.parametrize("method", ["ml-irl", "ml-irl-sa", "f-irl", "csil"])
 @pytest.mark.parametrize("absorbing", ["auto", "off"])
 def test_terminal_transitions_bootstrap_the_methods_absorbing_value(tmp_path, monkeypatch, method, absorbing):

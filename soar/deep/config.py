@@ -20,7 +20,7 @@ import yaml
 
 from agents.config import (
     check_settings, discount, non_negative_float, non_negative_int, non_negative_or_inf,
-    positive_float, positive_int, setting, unit_fraction,
+    positive_float, positive_int, setting, stored_value, unit_fraction,
 )
 from agents.untrusted import (
     MAX_BATCH_SIZE, MAX_BUFFER_SIZE, MAX_CRITICS, check_stored_count, check_stored_floats, check_stored_widths,
@@ -76,10 +76,10 @@ class TrainConfig:
                                help="ml-irl, ml-irl-sa, f-irl: Adam step of the reward (the reference: 1e-4)")
     reward_weight_decay: float = setting(1e-3, parse=non_negative_float, applies=_REWARD_NETWORK,
                                          help="ml-irl, ml-irl-sa, f-irl: weight decay of the reward")
-    reward_steps: int = setting(10, parse=positive_int, applies=_REWARD_NETWORK,
+    reward_steps: int = setting(10, parse=positive_int, applies=_REWARD_NETWORK, absent=1,
                                 help="ml-irl, ml-irl-sa, f-irl: Adam steps of the reward per cost update "
                                 "(the reference: 1)")
-    absorbing: str = setting("auto", choices=("auto", "on", "off"),
+    absorbing: str = setting("auto", choices=("auto", "on", "off"), absent="off",
                              help="give terminated episodes an absorbing state up to the time limit (auto = on): "
                              "ml-irl, ml-irl-sa and f-irl learn its reward, csil fixes it at the reward's floor")
     discriminator_steps: int = setting(300, parse=positive_int, help="f-irl: discriminator steps per cost update",
@@ -174,7 +174,13 @@ def read_config(path: Path) -> TrainConfig:
     if not isinstance(stored, dict) or stored.get("config") != TrainConfig.__name__:
         raise ValueError(f"{path} does not hold the settings of a soar train run")
     stored.pop("config")
-    config = TrainConfig(**{name: _convert(name, value) for name, value in stored.items()})
+    unknown = sorted(set(stored) - {field.name for field in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"{path} holds settings this version does not know: {unknown}")
+    # A setting added after the run was written takes the value runs had before it existed.
+    values = {field.name: stored_value(field, stored) for field in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{name: _convert(name, value) for name, value in values.items()
+                            if value is not dataclasses.MISSING})
     check_stored_sizes(config, str(path))
     return config
 

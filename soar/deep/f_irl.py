@@ -15,7 +15,8 @@ With ``absorbing`` (:mod:`soar.deep.reward_net`), a terminated episode continues
 absorbing state up to ``horizon`` (which is then ``T``): its ``B`` adds those steps times
 ``r_abs`` and its ``A`` those steps times minus the absorbing state's log density ratio,
 estimated from the counts of absorbed steps (with one pseudo-count each) since a single
-point needs no discriminator.
+point needs no discriminator, and corrected for the discriminator seeing only the
+non-absorbed states.
 """
 
 from __future__ import annotations
@@ -100,9 +101,14 @@ class FIRL:
         else:
             horizon = self.horizon
             absorbed = torch.tensor([absorbing_steps([episode], horizon) for episode in learner], dtype=torch.float32)
-            expert_absorbed = int(expert.get("absorbing_steps", 0))
-            absorbing_logit = (math.log((expert_absorbed + 1) / (len(expert["obs"]) + expert_absorbed + 1))
-                               - math.log((absorbed.sum().item() + 1) / (len(learner_obs) + absorbed.sum().item() + 1)))
+            expert_absorbed, learner_absorbed = int(expert.get("absorbing_steps", 0)), absorbed.sum().item()
+            expert_share = (expert_absorbed + 1) / (len(expert["obs"]) + expert_absorbed + 1)
+            learner_share = (learner_absorbed + 1) / (len(learner_obs) + learner_absorbed + 1)
+            # The discriminator compares the non-absorbed states only: its logit misses log((1 - p_E) / (1 - p_L))
+            # on each of an episode's (horizon - absorbed) such steps; with every episode padded to the horizon
+            # that is the same as taking it off the absorbing state's log ratio.
+            absorbing_logit = (math.log(expert_share / learner_share)
+                               - math.log((1 - expert_share) / (1 - learner_share)))
         absorbed = absorbed.to(self.device)
         with torch.no_grad():
             advantage = torch.stack([-self.logit(obs).sum() for obs in states]) - absorbed * absorbing_logit

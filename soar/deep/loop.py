@@ -146,8 +146,15 @@ def run_training(
     expert = _expert_tensors(demos, env, device, horizon)
     torch.manual_seed(config.seed)
     method = make_method(config, env, device, horizon)
-    # A terminated episode bootstraps the absorbing state's value (soar.deep.reward_net), else 0.
-    terminal_value = ((lambda: method.absorbing_reward() / (1.0 - config.gamma)) if config.uses_absorbing else None)
+    # A terminated episode bootstraps the absorbing state's value (soar.deep.reward_net), else 0. It changes only
+    # with the reward, so it is read once per cost update (and after a restore), not at every gradient step.
+    absorbing_value = {"value": 0.0}
+
+    def refresh_absorbing_value() -> None:
+        absorbing_value["value"] = method.absorbing_reward() / (1.0 - config.gamma)
+
+    refresh_absorbing_value()
+    terminal_value = (lambda: absorbing_value["value"]) if config.uses_absorbing else None
     schedule = Schedule(config.steps, config.eval_every, config.checkpoint_every)
     title = f"{config.env_id} {config.method} L={config.critics}"
     with TrainingRun(out, config, schedule, eval_env, config.eval_episodes, eval_seed=EVAL_SEED + 1000 * config.seed,
@@ -164,6 +171,7 @@ def run_training(
             if agent.num_timesteps + loop_state["extra_steps"] != read_progress(folder)["step"]:
                 raise ValueError("its agent and progress.json disagree on the step")
             method.load_state_dict(state)
+            refresh_absorbing_value()
             return agent, loop_state
 
         restored = run.resume(restore)
@@ -216,6 +224,7 @@ def run_training(
                 learner = agent.recent_episodes(config.cost_episodes)
             if learner:
                 metrics = method.update(expert, learner)
+                refresh_absorbing_value()
                 check_finite(metrics, f"{config.method} cost update", used())
                 run.logger.log(used(), {f"cost/{name}": value for name, value in metrics.items()})
 
