@@ -120,11 +120,12 @@ def report(suite: Suite, name: str, runs: Path, out: Path) -> str:
     for job in suite.jobs:
         groups.setdefault((job.method, job.critics), []).append(job)
     expert = None
-    header = ["method", "L", "seeds"] + [f"{s // 1000}k" for s in suite.report_steps] + ["best", "wall time per run"]
+    header = (["method", "L", "seeds"] + [f"{s // 1000}k" for s in suite.report_steps]
+              + ["best", "steps to 90% of the expert", "wall time per run"])
     lines = [f"## {suite.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (method, critics), members in groups.items():
         at_step = {s: [] for s in suite.report_steps}
-        best, walls, seeds = [], [], 0
+        best, walls, seeds, to_90 = [], [], 0, []
         for job in members:
             folder = runs / job.name
             if not (folder / "logs" / "eval.csv").exists():
@@ -137,6 +138,8 @@ def report(suite: Suite, name: str, runs: Path, out: Path) -> str:
                     at_step[s].append(returns[s])
             best.append(max(returns.values()))
             expert = json.loads((folder / "expert.json").read_text())["return_mean"]
+            reached = [step for step, value in sorted(returns.items()) if value >= 0.9 * expert]
+            to_90.append(f"{reached[0] / 1000:g}k" if reached else f"not by {max(returns) / 1000:g}k")
             timing = read_log(folder / "logs" / "time.csv")
             if timing:
                 walls.append(f"{timing[-1]['elapsed_seconds'] / 60:.0f} min to {int(timing[-1]['step']) // 1000}k")
@@ -146,6 +149,7 @@ def report(suite: Suite, name: str, runs: Path, out: Path) -> str:
             cells.append(f"{np.mean(values):.0f}" + (f" ({len(values)})" if 0 < len(values) < seeds else "")
                          if values else "-")
         cells.append(f"{np.mean(best):.0f}" if best else "-")
+        cells.append(", ".join(to_90) or "-")
         cells.append(", ".join(walls) or "-")
         lines.append("| " + " | ".join(cells) + " |")
     if expert is not None:
