@@ -38,6 +38,7 @@ from agents.config import check_settings, non_negative_int, positive_int, settin
 from agents.demonstrations import Demonstrations, load_demonstrations
 from agents.harness import PROGRESS_FILE, Schedule, TrainingRun, episode_seed, read_progress
 from agents.logger import MetricWindow, check_finite
+from agents.run_folder import first_line
 from agents.untrusted import check_zip_members, read_npz
 
 if TYPE_CHECKING:
@@ -310,8 +311,6 @@ def _load_sb3_checkpoint(model, folder: Path) -> None:
         model.num_timesteps, model._n_updates = int(state["num_timesteps"]), int(state["n_updates"])
         log_ent_coef = float(state["log_ent_coef"])
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, zipfile.BadZipFile) as error:
-        lines = str(error).strip().splitlines()
-        reason = f"missing entry {error}" if isinstance(error, KeyError) else lines[0] if lines else type(error).__name__
-        raise ValueError(reason) from None
+        raise ValueError(f"missing entry {error}" if isinstance(error, KeyError) else first_line(error)) from None
     with torch.no_grad():
         model.log_ent_coef.fill_(log_ent_coef)

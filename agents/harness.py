@@ -40,7 +40,7 @@ from agents.checkpoints import atomic_output, latest_checkpoint, staged_checkpoi
 from agents.config import check_resumable, write_config
 from agents.interface import Policy
 from agents.logger import RunLogger
-from agents.run_folder import RunLock, prepare_output_dir
+from agents.run_folder import RunLock, first_line, prepare_output_dir
 from agents.rollout import evaluate
 
 PROGRESS_FILE = "progress.json"
@@ -218,7 +218,7 @@ class TrainingRun:
             try:
                 restored = restore(folder)
             except Exception as error:  # corrupt, truncated, tampered or unsafe (weights_only refuses code)
-                raise ValueError(f"cannot resume from {folder}: {_first_line(error)}") from None
+                raise ValueError(f"cannot resume from {folder}: {first_line(error)}") from None
         self.start_step = state["step"]
         kept = folder / "policy.pt" if folder is not None else None
         if kept is not None and kept.exists():
@@ -339,11 +339,6 @@ class TrainingRun:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def read_progress(folder: Path) -> dict:

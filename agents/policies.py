@@ -18,6 +18,7 @@ import torch
 
 from agents.checkpoints import atomic_output
 from agents.networks import TanhGaussianActor
+from agents.run_folder import first_line
 from agents.untrusted import RefusedFile, check_zip_members, load_torch
 
 POLICY_FORMAT = "soar-mail/tanh-gaussian-policy/1"
@@ -115,8 +116,7 @@ class GaussianPolicy:
                                       weights["offset"] + weights["scale"])
             actor.load_state_dict(weights)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ValueError(f"{source}: incomplete or inconsistent policy file ({first_line})") from None
+            raise ValueError(f"{source}: incomplete or inconsistent policy file ({first_line(error)})") from None
         return cls(actor.eval(), str(state.get("env_id", "")))
 
 
@@ -287,8 +287,7 @@ def policy_from_sb3_zip(path: str | Path, env_id: str = "") -> GaussianPolicy:
     except RefusedFile as error:
         raise ValueError(f"{path} is not a usable stable-baselines3 SAC archive ({error.problem})") from None
     except Exception as error:  # any corrupt or foreign archive
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path} is not a usable stable-baselines3 SAC archive ({first_line})") from None
+        raise ValueError(f"{path} is not a usable stable-baselines3 SAC archive ({first_line(error)})") from None
     return policy
 
 

@@ -20,6 +20,13 @@ from pathlib import Path
 LOCK_FILE = ".lock"
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (its type's name if it has none): loaders wrap library errors,
+    whose later lines (a torch state-dict mismatch lists every key) would bury the file's name."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def describe_os_error(error: OSError) -> str:
     """``"PATH: cause"`` (e.g. ``"runs/x/logs/eval.csv: No space left on device"``) for an ``OSError``."""
     cause = error.strerror or (errno.errorcode.get(error.errno, "") if error.errno else "") or str(error)

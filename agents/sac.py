@@ -37,6 +37,7 @@ from agents.logger import MetricWindow, RunLogger, check_finite
 from agents.networks import EnsembleMLP, TanhGaussianActor
 from agents.optimism import check_optimism, optimistic_value
 from agents.policies import GaussianPolicy, mlp_actor_layout
+from agents.run_folder import first_line
 from agents.untrusted import (
     MAX_BATCH_SIZE, MAX_BUFFER_SIZE, MAX_CRITICS, RefusedFile, check_stored_count, check_stored_floats,
     check_stored_widths, first_non_finite, load_torch,
@@ -583,7 +584,7 @@ class SAC:
             if not torch.isfinite(torch.as_tensor(state["log_alpha"])).all():
                 raise ValueError("log_alpha is not finite")
         except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as error:
-            raise ValueError(f"{path} does not fit this agent (other sizes or environment?): {_first_line(error)}") \
+            raise ValueError(f"{path} does not fit this agent (other sizes or environment?): {first_line(error)}") \
                 from None
         if min(num_timesteps, num_gradient_steps, position, episode_start) < 0 or episode_start > num_timesteps:
             raise ValueError(f"{path} holds inconsistent counters {counters}")
@@ -608,7 +609,7 @@ class SAC:
                 getattr(self.buffer, name)[:size] = values
         except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as error:
             self._apply_snapshot(before)
-            raise ValueError(f"{path} does not fit this agent (other sizes or environment?): {_first_line(error)}") \
+            raise ValueError(f"{path} does not fit this agent (other sizes or environment?): {first_line(error)}") \
                 from None
         if buffer:
             # The write position, not size % capacity: once the buffer has wrapped they differ.
@@ -657,11 +658,6 @@ def check_action_box(space: gym.Space, who: str) -> None:
         raise ValueError(f"{who} needs a bounded action box, got low {space.low} and high {space.high}")
     if not (high > low).all():
         raise ValueError(f"{who} needs high > low in every action dimension, got low {space.low} and high {space.high}")
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def _check_state_dict(stored: Any, current: dict[str, torch.Tensor], name: str) -> None:

@@ -35,6 +35,8 @@ from typing import Any, Callable, Collection, Iterator
 
 import numpy as np
 
+from agents.run_folder import first_line
+
 #: The most bytes a loader reads or decompresses from one file (the members it reads, together).
 MAX_BYTES = 4 * 2**30
 #: DEFLATE encodes at best 258 bytes in 2 bits: a member declaring more than this times its compressed
@@ -267,9 +269,7 @@ def load_torch(path_or_bytes: str | Path | bytes, source: str | None = None, fin
         except RefusedFile:
             raise
         except Exception as error:  # corrupt, foreign or unsafe (weights_only refuses code) file
-            lines = str(error).strip().splitlines()
-            reason = lines[0] if lines else type(error).__name__
-            raise RefusedFile(source, f"not a readable torch file ({reason})") from None
+            raise RefusedFile(source, f"not a readable torch file ({first_line(error)})") from None
     for name, tensor in _tensors(state):
         if tensor.layout != torch.strided:
             raise RefusedFile(source, f"tensor {name} has layout {tensor.layout}; only dense tensors are read")
