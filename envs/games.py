@@ -164,3 +164,79 @@ def lower_bound_expert(weight_black: float) -> list[np.ndarray]:
     policy[S0] = [1.0 - weight_black, 0.0, weight_black]
     policy[S1] = [0.0, 0.0, 1.0]
     return [policy, policy.copy()]
+
+
+#: Moves of :func:`grid_race`, in action-index order, as (row, column) steps.
+GRID_RACE_MOVES = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
+
+
+def grid_race(
+    size: int = 3,
+    goal: tuple[int, int] = (0, 2),
+    starts: tuple[tuple[int, int], tuple[int, int]] = ((1, 0), (2, 1)),
+    gamma: float = 0.9,
+) -> MarkovGame:
+    """A two-player zero-sum race to a goal cell on a grid (the MAIL-WARM paper's grid world, as we read it).
+
+    Cells are ``(row, column)`` with row 0 at the top; a state is the two players' distinct cells,
+    index ``p1 * (C - 1) + (p2 if p2 < p1 else p2 - 1)`` over the ``C = size^2`` cell indices
+    ``row * size + column`` (``C (C - 1)`` states, 72 for the default 3 x 3). Both players move at
+    once, one of :data:`GRID_RACE_MOVES` each (actions 0-3: up, down, left, right); a move into a
+    wall stays put. Collisions: when both players would land on the same cell, or would swap
+    cells, both stay put (moving into the cell the other is leaving is allowed). The first to
+    reach ``goal`` ends the race: every state with a player on the goal is absorbing and pays
+    player 1 ``+1`` per step if player 1 is there, ``-1`` if player 2 is (player 2 gets the
+    negative), so the value lies in ``[-1/(1 - gamma), 1/(1 - gamma)]``.
+
+    With the defaults both players are three moves from the goal; the value at the start is 0,
+    and a Nash equilibrium found by Shapley iteration visits only a handful of states, so
+    behavioural cloning of its self-play never sees where a deviating player leads.
+    """
+    size = check_positive_int(size, "size")
+    if size < 2:
+        raise ValueError(f"size must be at least 2 (two players need two cells), got {size}")
+    cells = [(r, c) for r in range(size) for c in range(size)]
+
+    def cell_index(cell, name: str) -> int:
+        if (len(cell) != 2 or not all(isinstance(x, (int, np.integer)) for x in cell)
+                or not all(0 <= x < size for x in cell)):
+            raise ValueError(f"{name} must be a (row, column) cell of the {size} x {size} grid, got {cell!r}")
+        return int(cell[0]) * size + int(cell[1])
+
+    goal_cell = cell_index(goal, "goal")
+    start = tuple(cell_index(s, f"starts[{i}]") for i, s in enumerate(starts))
+    if len(starts) != 2 or start[0] == start[1] or goal_cell in start:
+        raise ValueError(f"starts must be two distinct cells off the goal, got {starts!r} with goal {goal!r}")
+    gamma = check_discount(gamma)
+    num_cells = len(cells)
+
+    def state_index(p1: int, p2: int) -> int:
+        return p1 * (num_cells - 1) + (p2 if p2 < p1 else p2 - 1)
+
+    def move(cell: int, action: int) -> int:
+        row, col = cells[cell]
+        d_row, d_col = list(GRID_RACE_MOVES.values())[action]
+        row, col = row + d_row, col + d_col
+        return row * size + col if 0 <= row < size and 0 <= col < size else cell
+
+    num_states, num_moves = num_cells * (num_cells - 1), len(GRID_RACE_MOVES)
+    transitions = np.zeros((num_states, num_moves, num_moves, num_states))
+    reward = np.zeros((num_states, num_moves, num_moves))
+    for p1 in range(num_cells):
+        for p2 in range(num_cells):
+            if p1 == p2:
+                continue
+            s = state_index(p1, p2)
+            if goal_cell in (p1, p2):
+                transitions[s, :, :, s] = 1.0
+                reward[s] = 1.0 if p1 == goal_cell else -1.0
+                continue
+            for a in range(num_moves):
+                for b in range(num_moves):
+                    t1, t2 = move(p1, a), move(p2, b)
+                    if t1 == t2 or (t1 == p2 and t2 == p1):
+                        t1, t2 = p1, p2
+                    transitions[s, a, b, state_index(t1, t2)] = 1.0
+    initial = np.zeros(num_states)
+    initial[state_index(*start)] = 1.0
+    return MarkovGame(transitions, np.stack([reward, -reward]), initial, gamma)

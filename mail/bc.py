@@ -25,6 +25,15 @@ def _check_sampling(sampling: str) -> bool:
     return check_choice(sampling, "sampling", SAMPLINGS) == "trajectory"
 
 
+def clone_counts(counts: np.ndarray, default: Literal["uniform", "first"] = "uniform") -> np.ndarray:
+    """The cloned policy ``N(s, a) / N(s)`` of action counts (S, A); rows never seen get ``default``."""
+    check_choice(default, "default", DEFAULTS)
+    num_actions = counts.shape[1]
+    visits = counts.sum(axis=1, keepdims=True)
+    fallback = np.full(num_actions, 1.0 / num_actions) if default == "uniform" else np.eye(num_actions)[0]
+    return np.where(visits > 0, counts / np.maximum(visits, 1.0), fallback)
+
+
 def expert_dataset(
     game: MarkovGame,
     expert_policies: Profile,
@@ -116,9 +125,7 @@ def bc(
     for i, num_actions in enumerate(game.num_actions):
         counts = np.zeros((game.num_states, num_actions))
         np.add.at(counts, (dataset.states, dataset.actions[:, i]), 1.0)
-        visits = counts.sum(axis=1, keepdims=True)
-        fallback = np.full(num_actions, 1.0 / num_actions) if default == "uniform" else np.eye(num_actions)[0]
-        policies.append(np.where(visits > 0, counts / np.maximum(visits, 1.0), fallback))
+        policies.append(clone_counts(counts, default))
     tracker = IterateTracker(policies, np.random.default_rng(0))
     history = MailHistory()
     log_point(history, game, tracker, 0, cost, 0, 0)

@@ -28,7 +28,7 @@ def figure_name(policy: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="python -m mail",
-        description="Multi-agent imitation learning from expert queries: BC, MAIL-BRO, MURMAIL.",
+        description="Multi-agent imitation learning from expert queries: BC, MAIL-BRO, MURMAIL, MAIL-WARM.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(

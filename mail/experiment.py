@@ -1,4 +1,4 @@
-"""The MAIL experiment: Nash gap against expert queries for BC, MAIL-BRO and MURMAIL.
+"""The MAIL experiment: Nash gap against expert queries for BC, MAIL-BRO, MURMAIL and MAIL-WARM.
 
 Each (algorithm, seed, query budget) is a separate run whose iteration count
 (and so its default step size) is set by the budget: a point of the curve is
@@ -11,24 +11,30 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Collection
 
 import numpy as np
 from scipy import optimize
 from tqdm.auto import tqdm
 
 from agents import plotting, records, tabular
-from agents.config import Parser, at_least, changed_settings, check_applicable, check_settings, positive_int, setting
+from agents.config import (
+    Parser, at_least, changed_settings, check_applicable, check_settings, positive_float, positive_int, setting,
+)
 from envs import games
 from envs.markov_game import MarkovGame
 from envs.validation import check_choice, check_int, check_non_negative_int, check_positive_int
 from mail.bc import bc, expert_dataset
 from mail.mail_bro import mail_bro
+from mail.mail_warm import mail_warm, queries_per_episode_round
 from mail.murmail import INNER, murmail, queries_per_iteration
 from mail.oracle import ExpertOracle
 from mail.result import REPORTED
 
-ALGORITHMS = ("bc", "mail-bro", "murmail")
-GAMES = ("lower-bound", "random-zero-sum")
+ALGORITHMS = ("bc", "mail-bro", "murmail", "mail-warm")
+GAMES = ("lower-bound", "random-zero-sum", "grid-race")
+#: Games that are the same for every seed (the seed drives only the runs).
+FIXED_GAMES = ("lower-bound", "grid-race")
 #: The smallest query budget of a grid.
 MIN_QUERIES = 10
 #: Columns of a results CSV and their types.
@@ -74,8 +80,9 @@ class GridConfig:
     """One experiment grid: a game, the algorithms, seeds and a log grid of query budgets."""
 
     game: str = setting("lower-bound", choices=GAMES,
-                        help="the lower-bound game (expert tuned to --concentrability) or random zero-sum "
-                        "games (one per seed, expert = Nash equilibrium)")
+                        help="the lower-bound game (expert tuned to --concentrability), random zero-sum "
+                        "games (one per seed) or the 3 x 3 grid race (envs.games.grid_race); the expert of "
+                        "the last two is a Nash equilibrium by Shapley iteration")
     concentrability: float = setting(math.inf, parse=concentrability_value,
                                      help="lower-bound game: the expert's computed single-policy concentrability C "
                                      f"(at least {MIN_CONCENTRABILITY:.4f}, the golden ratio, the smallest the "
@@ -97,6 +104,10 @@ class GridConfig:
                                   applies=(lambda c: "murmail" in c.algorithms and c.inner == "ucbvi",
                                            "by MURMAIL's UCBVI inner solver only (--algo murmail or all, "
                                            "--inner ucbvi)"))
+    bonus_scale: float = setting(10.0, parse=positive_float,
+                                 help="MAIL-WARM's exploration bonus scale beta (bonus min(beta / sqrt(N), H))",
+                                 applies=(lambda c: "mail-warm" in c.algorithms,
+                                          "by MAIL-WARM only (--algo mail-warm or all)"))
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -152,13 +163,16 @@ def make_setting(
     seed: int = 0, c: float = 0.5,
 ) -> Setting:
     """The lower-bound game with an expert of the given concentrability, or a random
-    zero-sum game (seeded) with its Shapley-iteration equilibrium as the expert."""
+    zero-sum game (seeded) or the grid race with its Shapley-iteration equilibrium as the expert."""
     check_choice(game_name, "game_name", GAMES)
     if game_name == "lower-bound":
         game = games.lower_bound_game(c=c)
         expert = games.lower_bound_expert(lower_bound_weight(concentrability, c))
     else:
-        game = games.random_game(num_states, num_actions, seed=seed)
+        if game_name == "random-zero-sum":
+            game = games.random_game(num_states, num_actions, seed=seed)
+        else:
+            game = games.grid_race()
         expert = tabular.zero_sum_equilibrium(game).policies
     coefficients = tabular.concentrability(game, expert)
     return Setting(game, expert, coefficients.single_policy, coefficients.all_policy)
@@ -175,6 +189,7 @@ def query_budgets(max_queries: int, num_points: int = 9, min_queries: int = MIN_
 
 def run_one(
     setting: Setting, algo: str, budget: int, seed: int, inner: str = "ucbvi", inner_episodes: int = 5,
+    bonus_scale: float = 10.0,
 ) -> list[dict]:
     """One run given ``budget`` expert queries; BC gives one row per default policy."""
     check_choice(algo, "algo", ALGORITHMS)
@@ -188,6 +203,11 @@ def run_one(
         iterations = budget // game.num_players
         result = mail_bro(game, ExpertOracle(setting.expert, seed=seed), iterations, seed=seed, num_log_points=2)
         results = [("mail-bro", result, iterations)]
+    elif algo == "mail-warm":
+        iterations = budget // queries_per_episode_round(game)  # episodes per deviator
+        result = mail_warm(game, ExpertOracle(setting.expert, seed=seed), iterations, bonus_scale=bonus_scale,
+                           seed=seed, num_log_points=2)
+        results = [("mail-warm", result, iterations)]
     else:
         iterations = budget // queries_per_iteration(game, inner, inner_episodes)
         result = murmail(game, ExpertOracle(setting.expert, seed=seed), iterations, inner=inner,
@@ -206,13 +226,29 @@ def run_one(
     return rows
 
 
-def run_grid(config: GridConfig, progress: bool = True, log=print, rows: list[dict] | None = None) -> list[dict]:
+def algorithm_of(row_algo: str) -> str:
+    """The algorithm (one of :data:`ALGORITHMS`) that wrote a row named ``row_algo``
+    (``bc-uniform`` and ``bc-first`` are both BC, ``murmail-exact`` is MURMAIL)."""
+    for algo in sorted(ALGORITHMS, key=len, reverse=True):
+        if row_algo == algo or row_algo.startswith(algo + "-"):
+            return algo
+    raise ValueError(f"unknown algorithm in a results row: {row_algo!r}")
+
+
+def run_grid(
+    config: GridConfig,
+    progress: bool = True,
+    log=print,
+    rows: list[dict] | None = None,
+    done: Collection[tuple[str, int, int]] = (),
+) -> list[dict]:
     """Every algorithm x seed x budget of ``config``; one tidy row per run (and BC default).
 
-    For the lower-bound game the expert is fixed and the seed drives the runs;
-    for random zero-sum games the seed also draws the game. ``rows`` (default: a new
+    For the lower-bound game and the grid race the game is fixed and the seed drives the
+    runs; for random zero-sum games the seed also draws the game. ``rows`` (default: a new
     list) receives each run's rows as soon as it finishes, so a caller interrupted by
-    Ctrl-C keeps them.
+    Ctrl-C keeps them; runs whose ``(algorithm, seed, budget)`` is in ``done`` are skipped
+    (a resumed sweep).
     """
     if not isinstance(config, GridConfig):
         raise ValueError(f"config must be a GridConfig, got {type(config).__name__}")
@@ -220,25 +256,28 @@ def run_grid(config: GridConfig, progress: bool = True, log=print, rows: list[di
     seeds, budgets = range(config.seeds), config.budgets
     settings: dict[int, Setting] = {}
     for seed in seeds:
-        if game_name == "lower-bound" and settings:
+        if game_name in FIXED_GAMES and settings:
             settings[seed] = next(iter(settings.values()))
             continue
         settings[seed] = make_setting(game_name, concentrability, config.states, config.actions, seed)
     c_values = sorted({(s.c_single, s.c_all) for s in settings.values()})
     label = f"{game_name}" + (f" C={concentrability:g}" if game_name == "lower-bound" else "")
-    if game_name == "lower-bound":
+    if game_name in FIXED_GAMES:
         log(f"{label}: computed concentrability of the expert C = {c_values[0][0]:.6g}, C_max = {c_values[0][1]:.6g}")
     else:
         singles = [c for c, _ in c_values]
         log(f"{label}: computed C per seed from {min(singles):.4g} to {max(singles):.4g} "
             f"(median {np.median(singles):.4g})")
-    jobs = [(algo, seed, budget) for algo in config.algorithms for seed in seeds for budget in budgets]
+    done = set(done)
+    jobs = [(algo, seed, budget) for algo in config.algorithms for seed in seeds for budget in budgets
+            if (algo, seed, budget) not in done]
     rows = [] if rows is None else rows
     for algo, seed, budget in tqdm(jobs, desc=label, disable=not progress):
         setting = settings[seed]
         rows.extend([dict(game=game_name, target_c=concentrability if game_name == "lower-bound" else math.nan,
                           c_single=setting.c_single, c_all=setting.c_all, **row)
-                     for row in run_one(setting, algo, budget, seed, config.inner, config.inner_episodes)])
+                     for row in run_one(setting, algo, budget, seed, config.inner, config.inner_episodes,
+                                        config.bonus_scale)])
     return rows
 
 
@@ -254,12 +293,13 @@ def read_csv(path: Path) -> list[dict]:
 def panel_key(row: dict) -> str:
     if row["game"] == "lower-bound":
         return f"lower-bound, C = {row['target_c']:g}"
-    return "random zero-sum"
+    return row["game"].replace("-", " ")
 
 
 def _panel_order(rows: list[dict]) -> list[str]:
-    """Panels sorted by game, then by numeric concentrability."""
-    keys = {panel_key(row): (row["game"] != "lower-bound", row["target_c"] if row["game"] == "lower-bound" else 0.0)
+    """Panels sorted by game (in :data:`GAMES` order), then by numeric concentrability."""
+    keys = {panel_key(row): (GAMES.index(row["game"]) if row["game"] in GAMES else len(GAMES),
+                             row["target_c"] if row["game"] == "lower-bound" else 0.0)
             for row in rows}
     return sorted(keys, key=keys.get)
 
@@ -286,7 +326,7 @@ def summarise(rows: list[dict], policy: str = "sampled") -> dict[str, dict[str, 
 
 
 COLORS = {"bc-uniform": "tab:orange", "bc-first": "tab:red", "mail-bro": "tab:blue",
-          "murmail": "tab:green", "murmail-exact": "tab:olive"}
+          "murmail": "tab:green", "murmail-exact": "tab:olive", "mail-warm": "tab:purple"}
 
 
 def plot(rows: list[dict], path: Path, policy: str = "sampled") -> None:
@@ -329,6 +369,11 @@ def plot(rows: list[dict], path: Path, policy: str = "sampled") -> None:
     plotting.save_figure(figure, path)
 
 
+def _gap_text(gap: float) -> str:
+    """Three decimals; a gap of 0 that solver rounding made a hair negative prints as 0.000, not -0.000."""
+    return f"{gap:.3f}" if round(gap, 3) != 0 else "0.000"
+
+
 def format_table(rows: list[dict]) -> str:
     """Markdown, one table per panel: mean Nash gap over seeds of the sampled iterate (and of
     the last iterate) for every algorithm and query budget; '-' where the budget did not buy
@@ -351,7 +396,7 @@ def format_table(rows: list[dict]) -> str:
                     continue
                 sampled = np.mean([r["gap_sampled"] for r in runs])
                 last = np.mean([r["gap_last"] for r in runs])
-                cells.append(f"{sampled:.3f} ({last:.3f})")
+                cells.append(f"{_gap_text(sampled)} ({_gap_text(last)})")
             lines.append(f"| {algo} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -9,6 +9,9 @@ gaps on a log-spaced schedule.
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 from numba import njit
 
@@ -16,7 +19,9 @@ from agents import tabular
 from agents.interface import PolicyProfile
 from agents.sampling import sample_occupancy
 from envs.markov_game import MarkovGame
-from envs.validation import check_int, check_non_negative_int, check_positive, check_positive_int
+from envs.validation import (
+    check_discount, check_horizon, check_int, check_non_negative_int, check_positive, check_positive_int,
+)
 from mail.result import MailHistory, MailResult
 
 
@@ -29,6 +34,17 @@ def default_step_size(game: MarkovGame, num_iterations: int) -> float:
     """``eta = sqrt(2 |S| log(max_i A_i) / K)`` (the theory's choice for K >= 0 iterations; K = 0 counts as 1)."""
     num_iterations = check_non_negative_int(num_iterations, "num_iterations")
     return float(np.sqrt(2.0 * game.num_states * np.log(max(max(game.num_actions), 2)) / max(num_iterations, 1)))
+
+
+def horizon_multiple(gamma: float, multiple: int, name: str) -> int:
+    """``ceil(multiple / (1 - gamma))`` steps, for ``gamma`` as written in decimal.
+
+    In floating point ``1 - 0.9`` is ``0.09999999999999998``, and ``3 / (1 - 0.9)`` rounds up to
+    31; the discount is read as the decimal it prints as (``repr``: 0.9 is 9/10) and the
+    ceiling taken exactly, so with ``multiple = 3`` 0.9 gives 30, 0.99 gives 300 and 0.8 gives 15.
+    """
+    exact = Fraction(repr(check_discount(gamma)))
+    return check_horizon(math.ceil(multiple / (1 - exact)), name)
 
 
 def draw_opponent(player: int, num_players: int, rng: np.random.Generator) -> int:

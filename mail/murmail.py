@@ -28,7 +28,6 @@ step. Every query, inner loop included, is counted.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from typing import Literal
 
 import numpy as np
@@ -39,11 +38,11 @@ from agents import tabular
 from agents.sampling import categorical
 from envs.markov_game import MarkovGame
 from envs.validation import (
-    check_choice, check_discount, check_horizon, check_interval, check_non_negative, check_non_negative_int,
+    check_choice, check_horizon, check_interval, check_non_negative, check_non_negative_int,
     check_positive_int, check_rollout_discount, check_seed,
 )
 from mail.loop import (
-    IterateTracker, check_step_size, default_step_size, draw_opponent, log_point, log_schedule,
+    IterateTracker, check_step_size, default_step_size, draw_opponent, horizon_multiple, log_point, log_schedule,
     mirror_descent_update, sample_with_deviation,
 )
 from mail.oracle import ExpertOracle
@@ -155,14 +154,9 @@ def plan_optimistic(
 
 
 def default_horizon(gamma: float) -> int:
-    """``ceil(3 / (1 - gamma))`` steps per inner episode, for ``gamma`` as written in decimal.
-
-    In floating point ``1 - 0.9`` is ``0.09999999999999998``, and ``3 / (1 - 0.9)`` rounds up to
-    31; the discount is read as the decimal it prints as (``repr``: 0.9 is 9/10) and the
-    ceiling taken exactly, so 0.9 gives 30, 0.99 gives 300 and 0.8 gives 15.
-    """
-    exact = Fraction(repr(check_discount(gamma)))
-    return check_horizon(math.ceil(3 / (1 - exact)), "the default horizon ceil(3 / (1 - gamma))")
+    """``ceil(3 / (1 - gamma))`` steps per inner episode, exactly (see :func:`mail.loop.horizon_multiple`):
+    30 at gamma 0.9, 300 at 0.99, 15 at 0.8."""
+    return horizon_multiple(gamma, 3, "the default horizon ceil(3 / (1 - gamma))")
 
 
 def queries_per_iteration(

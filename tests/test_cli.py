@@ -87,6 +87,8 @@ def test_every_soar_command_reports_a_failed_run_in_one_line(tmp_path, capsys, a
     (["--algo", "bc", "--inner", "exact"], "--inner", "by MURMAIL only"),
     (["--algo", "mail-bro", "--inner-episodes", "3"], "--inner-episodes", "by MURMAIL's UCBVI inner solver only"),
     (["--inner", "exact", "--inner-episodes", "5"], "--inner-episodes", "by MURMAIL's UCBVI inner solver only"),
+    (["--algo", "murmail", "--bonus-scale", "5"], "--bonus-scale", "by MAIL-WARM only"),
+    (["--game", "grid-race", "--states", "5"], "--states", "by the random zero-sum games only"),
 ])
 def test_mail_run_refuses_options_the_run_does_not_use(tmp_path, capsys, monkeypatch, argv, option, reason):
     ran = []
@@ -188,7 +190,13 @@ def test_reproduction_scripts_write_under_runs_by_default(monkeypatch, tmp_path,
         written.append(Path(path))
         raise Stop
 
-    monkeypatch.setattr(module, runner, lambda *args, **kwargs: [])
+    def one_run(*args, rows=None, **kwargs):
+        if rows is not None:  # the caller collects finished runs as they come
+            rows.append({})
+        return [{}]
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(module, runner, one_run)
     monkeypatch.setattr(module, "write_csv", stop_at_write)
     monkeypatch.setattr(sys, "argv", [f"{name}.py"])
     with pytest.raises(Stop):

@@ -224,7 +224,7 @@ def test_cli_run_and_plot(tmp_path, capsys):
     assert cli.main(["run", "--game", "lower-bound", "--concentrability", "1e3", "--queries", "2000",
                      "--points", "3", "--seeds", "2", "--out", str(out), "--no-progress"]) == 0
     rows = experiment.read_csv(out / cli.RESULTS_CSV)
-    assert {row["algo"] for row in rows} == {"bc-uniform", "bc-first", "mail-bro", "murmail"}
+    assert {row["algo"] for row in rows} == {"bc-uniform", "bc-first", "mail-bro", "murmail", "mail-warm"}
     assert {row["budget"] for row in rows} == {10, 141, 2000}
     assert all(row["expert_queries"] <= row["budget"] for row in rows)
     assert (out / cli.FIGURE).stat().st_size > 10_000
