@@ -36,8 +36,10 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from numba import njit
 from tqdm.auto import tqdm
 
+from agents.sampling import categorical
 from envs.markov_game import MarkovGame
 from envs.validation import (
     check_choice, check_horizon, check_non_negative_int, check_positive, check_positive_int, check_rollout_discount,
@@ -66,15 +68,34 @@ def exploration_q(counts: np.ndarray, bonus_scale: float, gamma: float, horizon:
     ``H`` sweeps of ``Q(s, a) = min(u(s, a) / H + gamma P(s, a) . V, H)`` from ``V = 0``, with
     ``u = min(bonus_scale / sqrt(N(s, a)), H)``; pairs never tried get ``Q = H``.
     """
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 3 or counts.shape[0] != counts.shape[2] or 0 in counts.shape:
+        raise ValueError(f"counts must be transition counts (S, A, S), got shape {counts.shape}")
+    if not np.all(np.isfinite(counts) & (counts >= 0)):
+        raise ValueError("counts must be finite and non-negative")
+    return _exploration_q(np.ascontiguousarray(counts), check_positive(bonus_scale, "bonus_scale"),
+                          check_rollout_discount(gamma, "gamma"), check_horizon(horizon))
+
+
+@njit(cache=True)
+def _exploration_q(counts: np.ndarray, bonus_scale: float, gamma: float, horizon: int) -> np.ndarray:
+    num_states, num_actions, _ = counts.shape
     visits = counts.sum(axis=2)
-    tried = visits > 0
-    model = counts / np.maximum(visits, 1.0)[:, :, None]
-    bonus = np.minimum(bonus_scale / np.sqrt(np.maximum(visits, 1.0)), horizon) / horizon
-    q = np.full(visits.shape, float(horizon))
-    values = np.zeros(counts.shape[0])
+    q = np.full((num_states, num_actions), float(horizon))
+    values = np.zeros(num_states)
     for _ in range(horizon):
-        q = np.where(tried, np.minimum(bonus + gamma * model @ values, horizon), float(horizon))
-        values = q.max(axis=1)
+        for s in range(num_states):
+            for a in range(num_actions):
+                n = visits[s, a]
+                if n > 0:
+                    expected = 0.0
+                    for following in range(num_states):
+                        if counts[s, a, following] > 0:
+                            expected += counts[s, a, following] * values[following]
+                    bonus = min(bonus_scale / np.sqrt(n), horizon) / horizon
+                    q[s, a] = min(bonus + gamma * expected / n, horizon)
+        for s in range(num_states):
+            values[s] = q[s].max()
     return q
 
 
@@ -142,14 +163,14 @@ def mail_warm(
     log_point(history, game, clone(), 0, 0, 0, 0)
     for k in tqdm(range(1, num_episodes + 1), disable=not progress, desc="MAIL-WARM", leave=False):
         for i in range(num_players):
-            q = exploration_q(model_counts[i], bonus_scale, game.gamma, horizon)
+            q = _exploration_q(model_counts[i], bonus_scale, game.gamma, horizon)
             state = int(rng.choice(num_states, p=game.initial))
             for _ in range(horizon):
-                joint = np.array([oracle.query(j, state) for j in range(num_players)])
+                joint = oracle.query_all(state)
                 answers_here = joint.copy()
                 best = np.flatnonzero(q[state] >= q[state].max() - 1e-12)
                 joint[i] = best[rng.integers(len(best))] if len(best) > 1 else best[0]
-                following = int(rng.choice(num_states, p=transitions[state, joint @ strides]))
+                following = categorical(transitions[state, joint @ strides], rng.random())
                 for j in range(num_players):
                     answers[j][state, answers_here[j]] += 1.0
                 model_counts[i][state, joint[i], following] += 1.0

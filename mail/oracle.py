@@ -81,6 +81,13 @@ class ExpertOracle:
         self.queries[player] += len(states)
         return actions
 
+    def query_all(self, state: int) -> np.ndarray:
+        """One action per player at ``state``, ``a_j ~ pi_E,j(. | state)`` (n,); counts one query per player."""
+        _, states = self._check(0, np.array([state]).ravel())
+        uniforms = self._rng.random(self.num_players)
+        self.queries += 1
+        return np.array([draw(table[states[0]], u) for table, u in zip(self._cumulative, uniforms)])
+
     def demonstrate(
         self, game: MarkovGame, num_samples: int, every_state: bool, rng: np.random.Generator
     ) -> OccupancySample:

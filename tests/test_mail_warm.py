@@ -120,6 +120,10 @@ class RecordingOracle(ExpertOracle):
         self.asked += [(int(player), int(s)) for s in states]
         return super().query_many(player, states)
 
+    def query_all(self, state):
+        self.asked += [(player, int(state)) for player in range(self.num_players)]
+        return super().query_all(state)
+
 
 @pytest.mark.parametrize("episodes", [0, 1, 3])
 def test_every_visited_state_costs_one_query_per_player(episodes):
@@ -224,3 +228,15 @@ def test_command_line_runs_mail_warm_on_the_grid_race(tmp_path, capsys):
               "--queries", "400", "--points", "2", "--out", str(tmp_path), "--no-progress"])
     out = capsys.readouterr().out
     assert "| mail-warm |" in out and (tmp_path / "mail_nash_gap.png").exists()
+
+
+def test_query_all_answers_every_player_from_its_expert_and_counts():
+    first, second = np.array([[0.3, 0.7], [1.0, 0.0]]), np.array([[0.0, 0.0, 1.0], [0.5, 0.25, 0.25]])
+    oracle = ExpertOracle([first, second], seed=0)
+    answers = np.array([oracle.query_all(1) for _ in range(20_000)])
+    assert oracle.queries.tolist() == [20_000, 20_000]
+    assert np.all(answers[:, 0] == 0)  # player 1's expert always plays action 0 at state 1
+    frequencies = np.bincount(answers[:, 1], minlength=3) / len(answers)
+    assert np.all(np.abs(frequencies - [0.5, 0.25, 0.25]) < 4 * np.sqrt(0.25 / len(answers)))
+    with pytest.raises(ValueError, match=r"states must lie in \[0, 2\)"):
+        oracle.query_all(2)
