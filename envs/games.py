@@ -198,14 +198,17 @@ def grid_race(
     cells = [(r, c) for r in range(size) for c in range(size)]
 
     def cell_index(cell, name: str) -> int:
-        if (len(cell) != 2 or not all(isinstance(x, (int, np.integer)) for x in cell)
+        if (not isinstance(cell, (tuple, list)) or len(cell) != 2
+                or not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in cell)
                 or not all(0 <= x < size for x in cell)):
             raise ValueError(f"{name} must be a (row, column) cell of the {size} x {size} grid, got {cell!r}")
         return int(cell[0]) * size + int(cell[1])
 
     goal_cell = cell_index(goal, "goal")
+    if not isinstance(starts, (tuple, list)) or len(starts) != 2:
+        raise ValueError(f"starts must be the two players' (row, column) cells, got {starts!r}")
     start = tuple(cell_index(s, f"starts[{i}]") for i, s in enumerate(starts))
-    if len(starts) != 2 or start[0] == start[1] or goal_cell in start:
+    if start[0] == start[1] or goal_cell in start:
         raise ValueError(f"starts must be two distinct cells off the goal, got {starts!r} with goal {goal!r}")
     gamma = check_discount(gamma)
     num_cells = len(cells)
@@ -213,9 +216,11 @@ def grid_race(
     def state_index(p1: int, p2: int) -> int:
         return p1 * (num_cells - 1) + (p2 if p2 < p1 else p2 - 1)
 
+    steps = list(GRID_RACE_MOVES.values())
+
     def move(cell: int, action: int) -> int:
         row, col = cells[cell]
-        d_row, d_col = list(GRID_RACE_MOVES.values())[action]
+        d_row, d_col = steps[action]
         row, col = row + d_row, col + d_col
         return row * size + col if 0 <= row < size and 0 <= col < size else cell
 

@@ -205,8 +205,10 @@ def run_one(
         results = [("mail-bro", result, iterations)]
     elif algo == "mail-warm":
         iterations = budget // queries_per_episode_round(game)  # episodes per deviator
+        # The oracle's answers and the explorer's episodes get independent streams.
+        run_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
         result = mail_warm(game, ExpertOracle(setting.expert, seed=seed), iterations, bonus_scale=bonus_scale,
-                           seed=seed, num_log_points=2)
+                           seed=run_seed, num_log_points=2)
         results = [("mail-warm", result, iterations)]
     else:
         iterations = budget // queries_per_iteration(game, inner, inner_episodes)
@@ -290,10 +292,14 @@ def read_csv(path: Path) -> list[dict]:
     return records.read_rows(path, CSV_FIELDS, "MAIL results")
 
 
+#: Panel titles of the games other than the lower-bound game (whose title gives C).
+PANEL_NAMES = {"random-zero-sum": "random zero-sum", "grid-race": "grid race"}
+
+
 def panel_key(row: dict) -> str:
     if row["game"] == "lower-bound":
         return f"lower-bound, C = {row['target_c']:g}"
-    return row["game"].replace("-", " ")
+    return PANEL_NAMES.get(row["game"], row["game"])
 
 
 def _panel_order(rows: list[dict]) -> list[str]:

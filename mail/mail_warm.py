@@ -3,7 +3,7 @@
 Non-interactive BC only learns the expert's moves where the expert's own play goes; a
 deviating player can lead the game elsewhere, and there BC guesses. MAIL-BRO and MURMAIL
 fix that with gradient loops that need a best-response oracle or many queries. MAIL-WARM
-(Freihaut et al., 2025) needs neither: for each player ``i`` in turn (the deviator) it
+(Freihaut et al., arXiv 2510.09325) needs neither: for each player ``i`` in turn (the deviator) it
 explores, without any reward, the MDP ``M_i`` that player ``i`` faces when every other player
 follows the expert, querying the expert at every state it visits, and in the end clones the
 expert from everything it was told.
@@ -17,7 +17,8 @@ balanced over deviators), one episode of ``H`` steps from ``rho_0``:
        Q(s, a) = min(u(s, a) / H + gamma P_i(s, a) . V, H),   V(s) = max_a Q(s, a)
 
    (``H`` sweeps of value iteration from ``V = 0``; a pair never tried has ``Q = H``, the
-   largest value, so every action is tried once before counts matter);
+   largest value any pair can have, so the explorer prefers untried actions, tied only with
+   pairs tried once that lead where it is just as optimistic);
 2. at each visited state ``s`` query every player ``j`` once (``n`` queries), add
    ``(s, j, a_j)`` to the data; the others play their answers, the deviator plays
    ``argmax_a Q(s, a)`` (ties broken uniformly), and ``(s, a_i, s')`` updates ``N_i``.
@@ -42,8 +43,7 @@ from tqdm.auto import tqdm
 from agents.sampling import categorical
 from envs.markov_game import MarkovGame
 from envs.validation import (
-    check_choice, check_horizon, check_non_negative_int, check_positive, check_positive_int, check_rollout_discount,
-    check_seed,
+    check_choice, check_discount, check_horizon, check_non_negative_int, check_positive, check_positive_int, check_seed,
 )
 from mail.bc import DEFAULTS, clone_counts
 from mail.loop import IterateTracker, horizon_multiple, log_point, log_schedule
@@ -74,7 +74,7 @@ def exploration_q(counts: np.ndarray, bonus_scale: float, gamma: float, horizon:
     if not np.all(np.isfinite(counts) & (counts >= 0)):
         raise ValueError("counts must be finite and non-negative")
     return _exploration_q(np.ascontiguousarray(counts), check_positive(bonus_scale, "bonus_scale"),
-                          check_rollout_discount(gamma, "gamma"), check_horizon(horizon))
+                          check_discount(gamma), check_horizon(horizon))
 
 
 @njit(cache=True)
@@ -145,7 +145,6 @@ def mail_warm(
     bonus_scale = check_positive(bonus_scale, "bonus_scale")
     check_choice(default, "default", DEFAULTS)
     num_log_points = check_positive_int(num_log_points, "num_log_points")
-    check_rollout_discount(game.gamma, "the game's gamma")
     rng = np.random.default_rng(check_seed(seed))
     num_players, num_states = game.num_players, game.num_states
     transitions = game.joint_transitions

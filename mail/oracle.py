@@ -83,10 +83,10 @@ class ExpertOracle:
 
     def query_all(self, state: int) -> np.ndarray:
         """One action per player at ``state``, ``a_j ~ pi_E,j(. | state)`` (n,); counts one query per player."""
-        _, states = self._check(0, np.array([state]).ravel())
+        state = check_int(state, "state", 0, self.num_states - 1)
         uniforms = self._rng.random(self.num_players)
         self.queries += 1
-        return np.array([draw(table[states[0]], u) for table, u in zip(self._cumulative, uniforms)])
+        return np.array([draw(table[state], u) for table, u in zip(self._cumulative, uniforms)])
 
     def demonstrate(
         self, game: MarkovGame, num_samples: int, every_state: bool, rng: np.random.Generator

@@ -15,10 +15,13 @@ run. Writes ``mail_nash_gap.png`` (sampled iterate, the one the theory covers),
 ``OUT/csv/``. ``--quick`` changes only the defaults (5 seeds, budgets up to 1e4 on 5 points,
 ``runs/mail_quick``): options given with it are kept.
 
-Resumable: the CSV is rewritten after each setting and algorithm, and a run whose (setting,
-algorithm, seed, budget) it already holds is not run again, so an interrupted reproduction,
-or one given a new algorithm or setting, only computes what is missing. The figure and tables
-show the runs of this invocation's grid; rows of other grids stay in the CSV.
+The CSV is rewritten after each setting and algorithm (Ctrl-C keeps what finished). With
+``--resume`` a run whose (setting, algorithm, seed, budget) the CSV already holds is not run
+again, so an interrupted reproduction, or one given a new algorithm or setting, only computes
+what is missing; resume only with the code that wrote the CSV (its rows record no version).
+Without it an existing CSV is replaced. The figure and tables show the runs of this
+invocation's grid; with ``--resume`` rows of other grids stay in the CSV. One process at a
+time writes a folder (a lock refuses a second).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 
 from agents.checkpoints import write_text_atomic
 from agents.config import ArgumentParser, at_least, positive_int, run_command
-from agents.run_folder import prepare_output_dir
+from agents.run_folder import RunLock, prepare_output_dir
 from mail import experiment
 from mail.experiment import GridConfig
 
@@ -58,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--algos", nargs="+", choices=experiment.ALGORITHMS, metavar="ALGO",
                         help=f"algorithms to run, of {', '.join(experiment.ALGORITHMS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="the reduced run's defaults (see above)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs OUT/csv/mail_results.csv holds and run only the missing ones "
+                        "(default: run everything and replace the CSV)")
     parser.add_argument("--out", type=Path, help=f"output directory (default: {DEFAULTS['out']}; --quick: "
                         f"{QUICK['out']}); the README's published results are --out docs/mail")
     return parser
@@ -66,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve(args: argparse.Namespace) -> argparse.Namespace:
     """The options given, and for the others the defaults of the full or the --quick run."""
     defaults = QUICK if args.quick else DEFAULTS
-    return argparse.Namespace(**{name: default if getattr(args, name) is None else getattr(args, name)
+    return argparse.Namespace(resume=args.resume,
+                              **{name: default if getattr(args, name) is None else getattr(args, name)
                                  for name, default in defaults.items()})
 
 
@@ -77,8 +84,13 @@ def _same_setting(row: dict, game: str, concentrability: float | None) -> bool:
 def reproduce(options: argparse.Namespace) -> None:
     out = options.out
     prepare_output_dir(out)  # a bad --out fails now, not after the runs
+    with RunLock(out):
+        _reproduce(options, out)
+
+
+def _reproduce(options: argparse.Namespace, out: Path) -> None:
     csv_path = out / "csv" / "mail_results.csv"
-    stored = experiment.read_csv(csv_path) if csv_path.exists() else []
+    stored = experiment.read_csv(csv_path) if options.resume and csv_path.exists() else []
     budgets = experiment.query_budgets(options.queries, options.points)
     seeds = range(options.seeds)
     start = time.perf_counter()
@@ -106,9 +118,10 @@ def reproduce(options: argparse.Namespace) -> None:
     experiment.plot(shown, out / "mail_nash_gap_last.png", policy="last")
     table = experiment.format_table(shown)
     compute = sum(row["seconds"] for row in shown)
+    resumed = ", runs already in the CSV were not run again" if options.resume else ""
     header = (f"# Nash gap against expert queries\n\n{options.seeds} seeds, budgets {budgets}. The runs shown took "
-              f"{compute:.0f} s in all on this machine (the sum of their own clocks; this invocation {elapsed:.0f} s, "
-              "runs already in the CSV were not run again).\n\n")
+              f"{compute:.0f} s in all on this machine (the sum of their own clocks; this invocation "
+              f"{elapsed:.0f} s{resumed}).\n\n")
     write_text_atomic(out / "results.md", header + table + "\n![Nash gap](mail_nash_gap.png)\n")
     print(table)
     print(f"wrote {out}/mail_nash_gap.png, mail_nash_gap_last.png, results.md ({elapsed:.0f} s)")

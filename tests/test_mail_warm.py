@@ -1,15 +1,21 @@
 """MAIL-WARM and the grid race: the game against the spec's published numbers, query counting,
 coverage of the states a deviator reaches, the planner's closed forms and the Nash gap."""
 
+import importlib.util
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from agents import tabular
 from envs import games
-from mail import ExpertOracle, bc, cli, expert_dataset, mail_warm
+from mail import ExpertOracle, bc, cli, expert_dataset, experiment, mail_warm
 from mail.mail_warm import default_horizon, exploration_q, queries_per_episode_round
+
+mail_warm_module = sys.modules["mail.mail_warm"]
+ROOT = Path(__file__).parents[1]
 
 GRID = games.grid_race()
 GRID_EXPERT = tabular.zero_sum_equilibrium(GRID).policies
@@ -70,6 +76,9 @@ def test_grid_race_matches_the_spec_numbers():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(size=1), "size must be at least 2"),
     (dict(goal=(3, 0)), r"goal must be a \(row, column\) cell of the 3 x 3 grid"),
+    (dict(goal=5), r"goal must be a \(row, column\) cell"),
+    (dict(goal=(True, False)), r"goal must be a \(row, column\) cell"),
+    (dict(starts=((1, 0),)), "starts must be the two players' "),
     (dict(starts=((1, 0), (1, 0))), "starts must be two distinct cells off the goal"),
     (dict(starts=((0, 2), (1, 0))), "starts must be two distinct cells off the goal"),
     (dict(gamma=1.0), "gamma"),
@@ -109,11 +118,12 @@ def test_planner_closed_forms_on_one_state(visits):
 
 # ------------------------------------------------------------------ queries and coverage
 class RecordingOracle(ExpertOracle):
-    """An expert oracle that also remembers where it was asked."""
+    """An expert oracle that also remembers where it was asked and what it answered there."""
 
     def __init__(self, policies, seed=None):
         super().__init__(policies, seed)
         self.asked: list[tuple[int, int]] = []
+        self.answers: list[np.ndarray] = []
 
     def query_many(self, player, states):
         states = np.asarray(states).ravel()
@@ -122,7 +132,8 @@ class RecordingOracle(ExpertOracle):
 
     def query_all(self, state):
         self.asked += [(player, int(state)) for player in range(self.num_players)]
-        return super().query_all(state)
+        self.answers.append(super().query_all(state))
+        return self.answers[-1].copy()
 
 
 @pytest.mark.parametrize("episodes", [0, 1, 3])
@@ -134,10 +145,17 @@ def test_every_visited_state_costs_one_query_per_player(episodes):
     assert result.history.simulator_steps[-1] == steps
     assert oracle.total_queries == result.history.expert_queries[-1] == 2 * steps
     assert oracle.total_queries == episodes * queries_per_episode_round(GRID)
-    # the visited states, each asked of both players
-    players = np.array([p for p, _ in oracle.asked]).reshape(-1, 2)
-    states = np.array([s for _, s in oracle.asked]).reshape(-1, 2)
-    assert np.all(players == [0, 1]) and np.all(states[:, 0] == states[:, 1])
+    # the queries are the states of H-step episodes: each starts where rho_0 does, and each next
+    # state follows from the previous one with the non-deviating player playing its answer
+    states = np.array([s for _, s in oracle.asked])[::2].reshape(-1, horizon) if steps else np.zeros((0, horizon))
+    assert len(states) == 2 * episodes
+    for episode, visited in enumerate(states.astype(int)):
+        deviator = episode % 2  # round robin
+        assert GRID.initial[visited[0]] > 0
+        for t, (state, following) in enumerate(zip(visited, visited[1:])):
+            answer = oracle.answers[episode * horizon + t][1 - deviator]
+            moves = GRID.transitions[state, :, answer] if deviator == 0 else GRID.transitions[state, answer, :]
+            assert moves[:, following].max() > 0
 
 
 def reachable_by_one_deviator(game, expert):
@@ -214,18 +232,27 @@ def test_an_oracle_for_another_game_is_refused():
         mail_warm(GRID, ExpertOracle(games.lower_bound_expert(1.0)), 1)
 
 
-def test_three_players_take_turns_deviating():
-    game = games.random_game(4, 2, num_players=3, zero_sum=False, seed=0)
+def test_three_players_take_turns_deviating(monkeypatch):
+    game = games.random_game(4, (2, 3, 2), num_players=3, zero_sum=False, seed=0)
     expert = tabular.uniform_policies(game)
+    planned = []
+    plan = mail_warm_module._exploration_q
+
+    def recording_plan(counts, *args):
+        planned.append(counts.shape[1])  # the deviator's number of actions
+        return plan(counts, *args)
+
+    monkeypatch.setattr(mail_warm_module, "_exploration_q", recording_plan)
     oracle = ExpertOracle(expert, seed=0)
     result = mail_warm(game, oracle, 2, horizon=5, seed=0)
+    assert planned == [2, 3, 2, 2, 3, 2]
     assert oracle.total_queries == 3 * 3 * 2 * 5 == result.history.expert_queries[-1]
     assert oracle.queries.tolist() == [30, 30, 30]
 
 
 def test_command_line_runs_mail_warm_on_the_grid_race(tmp_path, capsys):
-    cli.main(["run", "--game", "grid-race", "--algo", "mail-warm", "--bonus-scale", "5", "--seeds", "1",
-              "--queries", "400", "--points", "2", "--out", str(tmp_path), "--no-progress"])
+    assert cli.main(["run", "--game", "grid-race", "--algo", "mail-warm", "--bonus-scale", "5", "--seeds", "1",
+                     "--queries", "400", "--points", "2", "--out", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "| mail-warm |" in out and (tmp_path / "mail_nash_gap.png").exists()
 
@@ -238,5 +265,92 @@ def test_query_all_answers_every_player_from_its_expert_and_counts():
     assert np.all(answers[:, 0] == 0)  # player 1's expert always plays action 0 at state 1
     frequencies = np.bincount(answers[:, 1], minlength=3) / len(answers)
     assert np.all(np.abs(frequencies - [0.5, 0.25, 0.25]) < 4 * np.sqrt(0.25 / len(answers)))
-    with pytest.raises(ValueError, match=r"states must lie in \[0, 2\)"):
-        oracle.query_all(2)
+    for bad in (2, [1, 0], 0.5):
+        with pytest.raises(ValueError, match=r"state must be an integer in \[0, 1\]"):
+            oracle.query_all(bad)
+    assert oracle.queries.tolist() == [20_000, 20_000]  # refused queries are not counted
+
+
+# ------------------------------------------------------------------ the reproduction script
+def load_reproduce_mail():
+    spec = importlib.util.spec_from_file_location("reproduce_mail", ROOT / "scripts" / "reproduce_mail.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_row(algo, seed, budget, gap=1.0):
+    return dict(algo=algo, seed=seed, budget=budget, iterations=1, expert_queries=budget, oracle_calls=0,
+                simulator_steps=0, gap_last=gap, gap_average=gap, gap_sampled=gap, seconds=0.5)
+
+
+def test_resume_runs_only_what_is_missing_and_shows_only_this_grid(tmp_path, monkeypatch):
+    script = load_reproduce_mail()
+    calls = []
+
+    def counting_run_one(setting, algo, budget, seed, *args):
+        calls.append((algo, seed, budget))
+        return [fake_row("bc-uniform", seed, budget), fake_row("bc-first", seed, budget)] if algo == "bc" \
+            else [fake_row(algo, seed, budget)]
+
+    monkeypatch.setattr(experiment, "run_one", counting_run_one)
+    argv = ["--settings", "grid-race", "--algos", "bc", "mail-warm", "--seeds", "2", "--queries", "100",
+            "--points", "2", "--out", str(tmp_path)]
+    # a CSV holding: one run of this grid, one of another setting, one of another budget
+    stored = [dict(game="grid-race", target_c=math.nan, c_single=math.inf, c_all=math.inf, **fake_row("mail-warm", 0, 10)),
+              dict(game="lower-bound", target_c=2.0, c_single=2.0, c_all=2.0, **fake_row("mail-warm", 0, 10)),
+              dict(game="grid-race", target_c=math.nan, c_single=math.inf, c_all=math.inf,
+                   **fake_row("mail-warm", 1, 5000, gap=99.0))]
+    csv_path = tmp_path / "csv" / "mail_results.csv"
+    experiment.write_csv(stored, csv_path)
+    script.main([*argv, "--resume"])
+    expected = {(algo, seed, budget) for algo in ("bc", "mail-warm") for seed in (0, 1) for budget in (10, 100)}
+    assert set(calls) == expected - {("mail-warm", 0, 10)} and len(calls) == 7
+    rows = experiment.read_csv(csv_path)
+    assert len(rows) == 3 + 2 * 4 + 3  # stored, BC's two rows per run, the new MAIL-WARM runs
+    assert "99.000" not in (tmp_path / "results.md").read_text()  # another grid's budget is not shown
+    assert "lower-bound" not in (tmp_path / "results.md").read_text()
+    calls.clear()
+    script.main([*argv, "--resume"])
+    assert calls == []  # everything is there
+    script.main(argv)  # without --resume: everything again, and the CSV replaced
+    assert len(calls) == 8 and len(experiment.read_csv(csv_path)) == 12
+
+
+def test_an_interrupted_reproduction_keeps_the_finished_runs(tmp_path, monkeypatch):
+    script = load_reproduce_mail()
+    count = []
+
+    def interrupted_after_three(setting, algo, budget, seed, *args):
+        if len(count) == 3:
+            raise KeyboardInterrupt
+        count.append(1)
+        return [fake_row(algo, seed, budget)]
+
+    monkeypatch.setattr(experiment, "run_one", interrupted_after_three)
+    with pytest.raises(SystemExit) as stop:
+        script.main(["--settings", "grid-race", "--algos", "mail-warm", "--seeds", "3", "--queries", "100",
+                     "--points", "2", "--out", str(tmp_path)])
+    assert stop.value.code == 130
+    assert len(experiment.read_csv(tmp_path / "csv" / "mail_results.csv")) == 3
+
+
+def test_a_second_reproduction_into_the_same_folder_is_refused(tmp_path):
+    from agents.run_folder import RunLock
+    script = load_reproduce_mail()
+    with RunLock(tmp_path), pytest.raises(SystemExit) as stop:
+        script.main(["--settings", "grid-race", "--seeds", "1", "--queries", "10", "--points", "2",
+                     "--out", str(tmp_path)])
+    assert "in use by another process" in str(stop.value.code)
+
+
+@pytest.mark.parametrize("row_algo, algo", [("bc-uniform", "bc"), ("bc-first", "bc"), ("mail-bro", "mail-bro"),
+                                            ("murmail", "murmail"), ("murmail-exact", "murmail"),
+                                            ("mail-warm", "mail-warm")])
+def test_rows_name_their_algorithm(row_algo, algo):
+    assert experiment.algorithm_of(row_algo) == algo
+
+
+def test_panel_titles_keep_their_names():
+    assert experiment.panel_key({"game": "random-zero-sum"}) == "random zero-sum"
+    assert experiment.panel_key({"game": "grid-race"}) == "grid race"
