@@ -407,6 +407,7 @@ def test_the_games_command_writes_results_and_refuses_to_overwrite(tmp_path, mon
 @pytest.mark.parametrize("argv, message", [
     (["--game", "tictactoe", "--eval-games", "4"], "--eval-games does not apply"),
     (["--algo", "bc", "--beta", "3"], "--beta does not apply"),
+    (["--algo", "bc", "explore-random", "--lambda", "3"], "--lambda does not apply"),
     (["--game", "connect4", "--eval-games", "3"], "must be even"),
     (["--queries", "0"], "integer >= 1"),
 ])

@@ -36,8 +36,8 @@ class CloneConfig:
     """
 
     hidden: tuple[int, ...] = (128, 128)
-    learning_rate: float = 1e-3
-    steps: int = 2000
+    learning_rate: float = 3e-3
+    steps: int = 3000
     batch_size: int = 256
 
     def __post_init__(self) -> None:

@@ -9,7 +9,8 @@ from agents.config import (Parser, changed_settings, check_applicable, check_set
                            positive_float, positive_int, setting)
 from envs.validation import check_int
 
-ALGORITHMS = ("explore-clone", "bc")
+#: explore-random: explore-then-clone whose deviator plays uniformly random legal moves (an ablation of the explorer).
+ALGORITHMS = ("explore-clone", "bc", "explore-random")
 GAME_NAMES = ("tictactoe", "connect4")
 #: The fewest evaluation games against each opponent (one per seat).
 MIN_EVAL_GAMES = 2
@@ -36,17 +37,18 @@ class GamesConfig:
     game: str = setting("tictactoe", choices=GAME_NAMES,
                         help="tictactoe (expert: exact minimax; metric: exact exploitability) or connect4 (expert: "
                         "the bitbully solver with a softmax temperature; metric: win/draw/loss against the solver)")
-    algo: str = setting("all", choices=(*ALGORITHMS, "all"), help="algorithm")
-    queries: tuple[int, ...] = setting((300, 1000, 3000), parse=positive_int,
+    algo: tuple[str, ...] = setting(("explore-clone", "bc"), choices=ALGORITHMS,
+                                    help="algorithms (explore-random: explore-then-clone with a uniformly random "
+                                    "deviator instead of the DQN, an ablation)")
+    # A resumed sweep (scripts/reproduce_mail_games.py) may add budgets and seeds: runs are keyed by both.
+    queries: tuple[int, ...] = setting((300, 1000, 3000), parse=positive_int, resumable=True,
                                        help="expert query budgets, one run each (e.g. 1000 3000 1e4)")
-    seeds: int = setting(3, parse=positive_int, help="seeds 0..N-1")
+    seeds: int = setting(3, parse=positive_int, resumable=True, help="seeds 0..N-1")
     beta: float = setting(10.0, parse=positive_float, help="explore-clone: scale of the elliptical bonus",
-                          applies=(lambda c: "explore-clone" in c.algorithms,
-                                   "by explore-clone only (--algo explore-clone or all)"))
+                          applies=(lambda c: "explore-clone" in c.algo, "by explore-clone only"))
     lam: float = setting(0.1, flag="--lambda", parse=positive_float,
                          help="explore-clone: ridge term lambda of the bonus's Gram matrix",
-                         applies=(lambda c: "explore-clone" in c.algorithms,
-                                  "by explore-clone only (--algo explore-clone or all)"))
+                         applies=(lambda c: "explore-clone" in c.algo, "by explore-clone only"))
     expert_temperature: float = setting(1.0, parse=non_negative_float,
                                         help="connect4: temperature of the expert's softmax over solver scores",
                                         applies=(_connect4, "by connect4 only"))
@@ -62,7 +64,4 @@ class GamesConfig:
         check_settings(self)
         check_applicable(self, changed_settings(self))
         object.__setattr__(self, "queries", tuple(sorted(set(self.queries))))
-
-    @property
-    def algorithms(self) -> tuple[str, ...]:
-        return ALGORITHMS if self.algo == "all" else (self.algo,)
+        object.__setattr__(self, "algo", tuple(dict.fromkeys(self.algo)))

@@ -24,7 +24,7 @@ from mail.games import tictactoe
 from mail.games.bc import bc
 from mail.games.clone import CloneConfig, CloneResult
 from mail.games.common import get_game, play_game, policy_player, sample_rows, single_or_batch, split_observation
-from mail.games.config import GamesConfig
+from mail.games.config import ALGORITHMS, GamesConfig
 from mail.games.connect_four import SolverExpert
 from mail.games.explore_clone import ExploreConfig, explore_then_clone
 
@@ -37,7 +37,8 @@ CSV_FIELDS = {
 REFERENCES = ("expert", "random")
 #: The classifier's settings in every run (tests shrink them).
 CLONE_CONFIG = CloneConfig()
-COLORS = {"explore-clone": "tab:blue", "bc": "tab:orange", "expert": "tab:green", "random": "tab:gray"}
+COLORS = {"explore-clone": "tab:blue", "bc": "tab:orange", "explore-random": "tab:purple", "expert": "tab:green",
+          "random": "tab:gray"}
 
 
 class UniformPolicy:
@@ -72,9 +73,10 @@ def make_expert(config: GamesConfig) -> Policy:
     return SolverExpert(config.expert_temperature)
 
 
-def explore_config(config: GamesConfig) -> ExploreConfig:
-    """The explorer's settings: ``beta`` and ``lambda`` from ``config``, the rest :class:`ExploreConfig`'s defaults."""
-    return ExploreConfig(beta=config.beta, lam=config.lam)
+def explore_config(config: GamesConfig, random_deviator: bool = False) -> ExploreConfig:
+    """The explorer's settings: ``beta`` and ``lambda`` from ``config``, the rest :class:`ExploreConfig`'s defaults;
+    ``random_deviator``: uniformly random legal moves instead of the DQN's (epsilon 1)."""
+    return ExploreConfig(beta=config.beta, lam=config.lam, epsilon=1.0 if random_deviator else 0.0)
 
 
 def opponent_name(temperature: float) -> str:
@@ -114,6 +116,8 @@ def run_one(config: GamesConfig, algo: str, budget: int, seed: int) -> list[dict
     """One run of ``algo`` with ``budget`` queries (or a reference policy, budget 0), scored by :func:`evaluate`."""
     game = get_game(config.game)
     start = time.perf_counter()
+    if algo not in (*REFERENCES, *ALGORITHMS):
+        raise ValueError(f"algo must be one of {(*ALGORITHMS, *REFERENCES)}, got {algo!r}")
     if algo in REFERENCES:
         policy = make_expert(config) if algo == "expert" else UniformPolicy(config.game)
         run = dict(queries=0, positions=0, games=0, switches=0)
@@ -122,7 +126,8 @@ def run_one(config: GamesConfig, algo: str, budget: int, seed: int) -> list[dict
         if algo == "bc":
             result = bc(game, make_expert(config), budget, seed, CLONE_CONFIG)
         else:
-            result = explore_then_clone(game, make_expert(config), budget, seed, explore_config(config), CLONE_CONFIG)
+            explorer = explore_config(config, random_deviator=algo == "explore-random")
+            result = explore_then_clone(game, make_expert(config), budget, seed, explorer, CLONE_CONFIG)
         policy = result.policy
         run = dict(queries=result.queries, positions=result.log.distinct_positions(), games=result.games,
                    switches=sum(v for k, v in result.info.items() if k.startswith("switches")))
@@ -135,7 +140,7 @@ def run_one(config: GamesConfig, algo: str, budget: int, seed: int) -> list[dict
 def jobs(config: GamesConfig, with_references: bool = True) -> list[tuple[str, int, int]]:
     """``(algo, budget, seed)`` of every run of ``config``, references first."""
     listed = [(algo, 0, seed) for algo in REFERENCES for seed in range(config.seeds)] if with_references else []
-    return listed + [(algo, budget, seed) for algo in config.algorithms for budget in config.queries
+    return listed + [(algo, budget, seed) for algo in config.algo for budget in config.queries
                      for seed in range(config.seeds)]
 
 
@@ -188,7 +193,7 @@ def _cell(values: list[float]) -> str:
 
 
 def _algo_order(algos) -> list[str]:
-    order = ["explore-clone", "bc", "expert", "random"]
+    order = ["explore-clone", "explore-random", "bc", "expert", "random"]
     return sorted(algos, key=lambda a: order.index(a) if a in order else len(order))
 
 
@@ -202,14 +207,15 @@ def format_table(rows: list[dict]) -> str:
         grouped = _groups(rows, opponent)
         seeds = max(len(runs) for by_budget in grouped.values() for runs in by_budget.values())
         if game == "tictactoe":
-            lines.append(f"Mean ± 95% t half-width over {seeds} seeds; exact values (full game-tree search).\n")
+            lines.append(f"Mean ± 95% t half-width over {plotting.count_text(seeds, 'seeds')}; exact values (full "
+                         "game-tree search).\n")
             lines.append("| algorithm | queries | exploitability | exploitability (greedy) | best response vs "
                          "first / second seat | win / draw / loss vs minimax | distinct positions queried | "
                          "seconds |")
             lines.append("|---|---|---|---|---|---|---|---|")
         else:
             lines.append(f"**Against the {opponent}**: rates over {rows[0]['eval_games'] or '?'} games per run "
-                         f"(half in each seat), mean ± 95% t half-width over {seeds} seeds.\n")
+                         f"(half in each seat), mean ± 95% t half-width over {plotting.count_text(seeds, 'seeds')}.\n")
             lines.append("| algorithm | queries | win | draw | loss | distinct positions queried | seconds |")
             lines.append("|---|---|---|---|---|---|---|")
         for algo in _algo_order(grouped):

@@ -19,13 +19,22 @@ in two halves):
    (observation, legal mask, expert move).
 3. **Clone.** A masked classifier (:mod:`mail.games.clone`) is fitted to the log.
 
-DQN details (decided here): one gradient step per explorer move once 64 transitions are
-stored, Huber loss, Adam, hard target-network copies every 100 steps, discount 0.9; the
-reward of a stored move is recomputed at every update from the current features and the
-current (rarely switched) inverse; illegal moves are masked out of the greedy choice and
-of the max in the targets; a transition that ends the game has no next value (terminal
-states are masked in the targets, which the authors' public code forgot); the explorer's
-transition runs from one of its turns to its next turn, the expert's reply in between.
+DQN details (decided here). The reward of a move is its bonus, which is known, so the
+network learns only what comes after it: the explorer's value of a move is
+``U(s, a) = bonus(s, a) + C(s, a)`` with ``C(s, a) <- gamma * max_{a' legal} U'(s', a')`` (the
+same Bellman equation as a DQN on the bonus reward, ``U = bonus + gamma max U'``), so a
+switch of the bonus changes the explorer's choices at once instead of after the network
+has relearned it. The explorer plays the legal move of largest ``U``. One gradient step per
+explorer move once 64 transitions are stored, Huber loss, Adam, hard target-network copies
+every 100 steps; the bonus in the targets is recomputed at every update from the current
+features and the current (rarely switched) inverse; illegal moves are masked out of the
+greedy choice and of the max in the targets; a move that ends the game has no next value
+(terminal states are masked in the targets, which the authors' public code forgot); the
+explorer's transition runs from one of its turns to its next one, the expert's reply in
+between. Discount 0.5: in a pilot on Tic-Tac-Toe (seed 0, 1e4 queries) the share of the
+positions that matter for exploitability which got queried fell as the discount rose
+(0.58 at 0, 0.53 at 0.5, 0.47 at 0.9; a uniformly random deviator: 0.57), so the explorer
+keeps a short horizon while still bootstrapping.
 """
 
 from __future__ import annotations
@@ -79,7 +88,7 @@ class ExploreConfig:
 
     beta: float = 10.0
     lam: float = 0.1
-    gamma: float = 0.9
+    gamma: float = 0.5
     hidden: tuple[int, ...] = (128, 64)
     learning_rate: float = 5e-4
     batch_size: int = 64
@@ -330,7 +339,7 @@ class Explorer:
             next_planes, next_masks, _ = split_observation(next_observation, self.game)
         self.buffer.add(planes.reshape(-1), masks[0], move, next_planes.reshape(-1), next_masks[0],
                         next_observation is None)
-        if self.buffer.size >= self.config.learning_starts:
+        if self.buffer.size >= self.config.learning_starts and self.config.epsilon < 1:  # epsilon 1: Q unused
             for _ in range(self.config.updates_per_move):
                 self.learn()
 
