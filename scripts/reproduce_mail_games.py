@@ -5,13 +5,14 @@
     python scripts/reproduce_mail_games.py --out docs/mail_games   # the published run of the README
     python scripts/reproduce_mail_games.py --quick                 # about 1-2 minutes (runs/mail_games_quick)
 
-Tic-Tac-Toe: the minimax expert (uniform over optimal moves); budgets 300 to 1e4 queries,
+Tic-Tac-Toe: the minimax expert (uniform over optimal moves); budgets 300 to 3e4 queries,
 3 seeds; exact exploitability of the cloned policy (its distribution and its most probable
 move) and its exact win/draw/loss against the expert; also explore-then-clone with a
-uniformly random deviator instead of the DQN (explore-random), to see what the explorer adds. Connect Four: the solver at
-temperature 1 as the expert; budgets 300 to 3000 queries, 3 seeds; 40 games (20 per seat)
-against the solver at temperatures 0.25 and 1 per run. Both with the expert and the
-uniformly random player as references.
+uniformly random deviator instead of the DQN (explore-random), to see what the explorer
+adds. Connect Four: the solver at temperature 1 as the expert; budgets 300 to 3000
+queries, 3 seeds; 40 games (20 per seat) per run against the solver at temperatures 1
+(the expert itself) and 4 (a weaker player). Both games with the expert and the uniformly
+random player as references.
 
 Resumable: each finished run is appended to ``OUT/csv/GAME.csv`` at once, and a rerun with
 the same settings (more seeds or budgets allowed) skips the runs already there. Writes
@@ -34,7 +35,7 @@ from agents.config import ArgumentParser, check_resumable, positive_int, run_com
 from mail.games import experiment
 from mail.games.config import GamesConfig
 
-FULL = {"seeds": 3, "tictactoe": (300, 1000, 3000, 10_000), "connect4": (300, 1000, 3000), "eval_games": 40,
+FULL = {"seeds": 3, "tictactoe": (300, 1000, 3000, 10_000, 30_000), "connect4": (300, 1000, 3000), "eval_games": 40,
         "out": Path("runs/mail_games")}
 QUICK = {"seeds": 1, "tictactoe": (300, 1000), "connect4": (200,), "eval_games": 10,
          "out": Path("runs/mail_games_quick")}
@@ -76,6 +77,7 @@ def configs(args: argparse.Namespace) -> tuple[Path, dict[str, GamesConfig]]:
 def run_game(out: Path, config: GamesConfig) -> tuple[list[dict], float]:
     """Run (or resume) one game's sweep; returns its rows and this invocation's wall time."""
     csv_path, config_path = out / "csv" / f"{config.game}.csv", out / "csv" / f"{config.game}_config.json"
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     if csv_path.exists():
         check_resumable(config_path, config)

@@ -19,8 +19,8 @@ from mail.games import experiment, tictactoe
 from mail.games.bc import bc
 from mail.games.clone import CloneConfig, ClonedPolicy, fit_clone, mlp
 from mail.games.common import GameOracle, QueryLog, get_game, play_game, policy_player
-from mail.games.explore_clone import (EllipticalBonus, ExploreConfig, Explorer, QNetwork, explore,
-                                      explore_then_clone, masked_greedy, td_targets)
+from mail.games.explore_clone import (EllipticalBonus, ExploreConfig, Explorer, explore, explore_then_clone,
+                                      masked_greedy, td_targets)
 
 TINY_CLONE = CloneConfig(hidden=(16,), steps=20, batch_size=32)
 TINY_EXPLORE = ExploreConfig(hidden=(16,), learning_starts=4, batch_size=8, target_update=5)
@@ -458,3 +458,45 @@ def _positions_without_move_zero(game_name: str) -> dict:
         batch.append(env.last()[0])
     batch = [b for b in batch if b["action_mask"][0] == 0]
     return {name: np.stack([b[name] for b in batch]) for name in ("observation", "action_mask")}
+
+
+# ------------------------------------------------------------------ the reproduction script
+def _load_reproduction_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "reproduce_mail_games.py"
+    spec = importlib.util.spec_from_file_location("reproduce_mail_games", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reproduction_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """Runs already in the CSV are skipped; a changed setting other than budgets and seeds is refused."""
+    script = _load_reproduction_script()
+    calls = []
+
+    def fake_run(config, algo, budget, seed):
+        calls.append((algo, budget, seed))
+        return [dict(game=config.game, algo=algo, seed=seed, budget=budget, queries=budget, positions=0, games=0,
+                     switches=0, seconds=0.0, opponent="minimax", eval_games=0, win=0.0, draw=1.0, loss=0.0,
+                     exploitability=0.0, exploitability_greedy=0.0, br_first=0.0, br_second=0.0)]
+
+    monkeypatch.setattr(experiment, "run_one", fake_run)
+    config = experiment.GamesConfig(game="tictactoe", queries=(10,), seeds=1)
+    script.run_game(tmp_path, config)
+    assert calls == [("expert", 0, 0), ("random", 0, 0), ("explore-clone", 10, 0), ("bc", 10, 0)]
+    calls.clear()
+    rows, _ = script.run_game(tmp_path, experiment.GamesConfig(game="tictactoe", queries=(10, 20), seeds=1))
+    assert calls == [("explore-clone", 20, 0), ("bc", 20, 0)] and len(rows) == 6
+    with pytest.raises(ValueError, match="beta: 10.0 there, 5.0 now"):
+        script.run_game(tmp_path, experiment.GamesConfig(game="tictactoe", queries=(10,), seeds=1, beta=5.0))
+
+
+def test_quick_keeps_the_options_given():
+    script = _load_reproduction_script()
+    out, configs = script.configs(script.build_parser().parse_args(["--quick", "--seeds", "2", "--games", "connect4"]))
+    assert list(configs) == ["connect4"]
+    assert (configs["connect4"].seeds, configs["connect4"].queries, configs["connect4"].eval_games) == (2, (200,), 10)
+    assert str(out) == "runs/mail_games_quick"

@@ -53,9 +53,10 @@ class GamesConfig:
                                         help="connect4: temperature of the expert's softmax over solver scores",
                                         applies=(_connect4, "by connect4 only"))
     opponent_temperatures: tuple[float, ...] = setting(
-        (0.25, 1.0), parse=non_negative_float,
+        (1.0, 4.0), parse=non_negative_float,
         help="connect4: temperatures of the solver opponents the cloned policy is evaluated against "
-        "(0: perfect play)", applies=(_connect4, "by connect4 only"))
+        "(0: perfect play; 1: the default expert itself; 4: a weaker, noisier player)",
+        applies=(_connect4, "by connect4 only"))
     eval_games: int = setting(40, parse=even_games,
                               help="connect4: evaluation games against each opponent, half in each seat",
                               applies=(_connect4, "by connect4 only"))

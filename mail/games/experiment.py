@@ -250,6 +250,8 @@ def plot(rows: list[dict], path: Path) -> None:
     """Tic-Tac-Toe: exploitability (distribution, greedy) and loss rate against the minimax expert; Connect
     Four: win and loss rates against each solver opponent; all against expert queries (log x), mean and
     95% t-band over seeds, the references (expert, random player) as dashed lines."""
+    from matplotlib import ticker
+
     game = rows[0]["game"]
     if game == "tictactoe":
         panels = [("minimax", "exploitability", "exploitability"),
@@ -276,6 +278,9 @@ def plot(rows: list[dict], path: Path) -> None:
             plotting.draw_band(axis, x, low, high, color)
             seeds += counts.tolist()
         axis.set_xscale("log")
+        budgets = sorted({r["budget"] for r in rows if r["budget"] > 0})
+        axis.set_xticks(budgets, labels=[f"{b:g}" for b in budgets])  # few budgets: label each, nothing else
+        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
         axis.set_ylim(-0.02, 1.02)
         axis.set_title(title, fontsize=9)
         axis.set_xlabel("expert queries")

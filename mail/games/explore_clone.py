@@ -49,8 +49,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from agents.interface import Policy
-from envs.validation import (check_discount, check_non_negative, check_non_negative_int, check_positive, check_positive_int, check_probability,
-                             check_seed)
+from envs.validation import (check_discount, check_non_negative, check_non_negative_int, check_positive,
+                             check_positive_int, check_probability, check_seed)
 from mail.games.clone import CloneConfig, CloneResult, as_tensors, fit_clone
 from mail.games.common import Game, GameOracle, QueryLog, split_observation
 
@@ -312,7 +312,8 @@ class Explorer:
 
     def values(self, planes: torch.Tensor, network: QNetwork | None = None) -> torch.Tensor:
         """Exploration values ``U(s, .) = bonus(s, .) + C(s, .)``: the bonus of the move itself (known, computed)
-        plus the network's estimate ``C`` of the discounted bonus still to come (``network``: default the online one)."""
+        plus the network's estimate ``C`` of the discounted bonus still to come (``network``: default the
+        online one)."""
         with torch.no_grad():
             bonus = self.bonus(self.network.features(planes).double().numpy())
             return torch.from_numpy(bonus).float() + (network or self.network)(planes)
