@@ -1,4 +1,4 @@
-"""Command line of the MAIL half of the toolkit: ``python -m mail run|plot``.
+"""Command line of the MAIL half of the toolkit: ``python -m mail run|plot|games``.
 
 (Deliberately no console script named ``mail``: it would shadow the system's mail program.)
 """
@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     redraw.add_argument("--out", type=Path, default=None, help="figure file (default: in DIR, named after --policy)")
     redraw.add_argument("--force", action="store_true", help="replace the figure if it exists")
     redraw.set_defaults(handler=redraw_figure, parser=redraw)
+    # explore-then-clone and BC on PettingZoo games (mail/games/cli.py: torch loads only when it runs)
+    from mail.games.cli import add_games_command
+
+    add_games_command(commands)
     return parser
 
 
