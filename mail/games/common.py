@@ -211,3 +211,33 @@ def play_game(env, players: Sequence[Player], seed: int | None = None) -> int:
             raise ValueError(f"{agent} picked the illegal move {move}")
         env.step(move)
     return result
+
+
+class MovePolicy:
+    """A :class:`~agents.interface.Policy` over a game's observation dicts, given by its move
+    probabilities: subclasses define ``_rows(obs) -> (probabilities (n, A), single)``.
+
+    ``act`` draws a move per observation (the most probable, lowest index on ties, if
+    ``deterministic``); ``log_prob`` is ``-inf`` for moves of probability 0 (illegal ones).
+    """
+
+    def _rows(self, obs) -> tuple[np.ndarray, bool]:
+        raise NotImplementedError
+
+    def probabilities(self, obs) -> np.ndarray:
+        """Move probabilities, ``(A,)`` for one observation dict or ``(n, A)`` for a batch."""
+        return single_or_batch(*self._rows(obs))
+
+    def act(self, obs, deterministic: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
+        rows, single = self._rows(obs)
+        moves = rows.argmax(1) if deterministic else sample_rows(rows, np.random.default_rng() if rng is None else rng)
+        return single_or_batch(moves, single)
+
+    def predict(self, obs, deterministic: bool = False) -> tuple[np.ndarray, None]:
+        return self.act(obs, deterministic=deterministic), None
+
+    def log_prob(self, obs, actions) -> np.ndarray:
+        rows, single = self._rows(obs)
+        actions = np.broadcast_to(np.asarray(actions, dtype=np.int64), (len(rows),))
+        with np.errstate(divide="ignore"):
+            return single_or_batch(np.log(rows[np.arange(len(rows)), actions]), single)

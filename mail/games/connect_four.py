@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from envs.validation import check_non_negative
-from mail.games.common import GAMES, sample_rows, single_or_batch, split_observation
+from mail.games.common import GAMES, MovePolicy, single_or_batch, split_observation
 
 GAME = GAMES["connect4"]
 ROWS, COLUMNS = 6, 7
@@ -55,7 +55,7 @@ def boards_of(obs) -> tuple[np.ndarray, bool]:
     return boards, single
 
 
-class SolverExpert:
+class SolverExpert(MovePolicy):
     """Connect Four expert: ``P(a) ~ exp(score(a) / temperature)`` over the legal columns.
 
     Parameters
@@ -110,22 +110,3 @@ class SolverExpert:
         else:
             weights = np.exp((scores - best) / self.temperature)  # exp(-inf) = 0 for full columns
         return weights / weights.sum(1, keepdims=True), single
-
-    def probabilities(self, obs) -> np.ndarray:
-        """Move probabilities, ``(7,)`` for one observation dict or ``(n, 7)`` for a batch."""
-        return single_or_batch(*self._rows(obs))
-
-    def act(self, obs, deterministic: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
-        """A column per observation: the most probable (a best move) if ``deterministic``, else a draw."""
-        rows, single = self._rows(obs)
-        moves = rows.argmax(1) if deterministic else sample_rows(rows, np.random.default_rng() if rng is None else rng)
-        return single_or_batch(moves, single)
-
-    def predict(self, obs, deterministic: bool = False) -> tuple[np.ndarray, None]:
-        return self.act(obs, deterministic=deterministic), None
-
-    def log_prob(self, obs, actions) -> np.ndarray:
-        rows, single = self._rows(obs)
-        actions = np.broadcast_to(np.asarray(actions, dtype=np.int64), (len(rows),))
-        with np.errstate(divide="ignore"):
-            return single_or_batch(np.log(rows[np.arange(len(rows)), actions]), single)

@@ -23,7 +23,7 @@ from agents.interface import Policy
 from mail.games import tictactoe
 from mail.games.bc import bc
 from mail.games.clone import CloneConfig, CloneResult
-from mail.games.common import get_game, play_game, policy_player, sample_rows, single_or_batch, split_observation
+from mail.games.common import MovePolicy, get_game, play_game, policy_player, split_observation
 from mail.games.config import ALGORITHMS, GamesConfig
 from mail.games.connect_four import SolverExpert
 from mail.games.explore_clone import ExploreConfig, explore_then_clone
@@ -41,7 +41,7 @@ COLORS = {"explore-clone": "tab:blue", "bc": "tab:orange", "explore-random": "ta
           "random": "tab:gray"}
 
 
-class UniformPolicy:
+class UniformPolicy(MovePolicy):
     """The uniformly random legal player (a reference), over either game's observation dicts."""
 
     def __init__(self, game_name: str) -> None:
@@ -51,19 +51,6 @@ class UniformPolicy:
         _, masks, single = split_observation(obs, self.game)
         return masks / masks.sum(1, keepdims=True), single
 
-    def act(self, obs, deterministic: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
-        rows, single = self._rows(obs)
-        moves = rows.argmax(1) if deterministic else sample_rows(rows, np.random.default_rng() if rng is None else rng)
-        return single_or_batch(moves, single)
-
-    def predict(self, obs, deterministic: bool = False) -> tuple[np.ndarray, None]:
-        return self.act(obs, deterministic=deterministic), None
-
-    def log_prob(self, obs, actions) -> np.ndarray:
-        rows, single = self._rows(obs)
-        actions = np.broadcast_to(np.asarray(actions, dtype=np.int64), (len(rows),))
-        with np.errstate(divide="ignore"):
-            return single_or_batch(np.log(rows[np.arange(len(rows)), actions]), single)
 
 
 def make_expert(config: GamesConfig) -> Policy:

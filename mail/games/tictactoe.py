@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from agents.interface import Policy
-from mail.games.common import GAMES, sample_rows, single_or_batch, split_observation
+from mail.games.common import GAMES, MovePolicy, split_observation
 
 GAME = GAMES["tictactoe"]
 CELLS = 9
@@ -179,7 +179,7 @@ def _check_board(start: Sequence[int] | None) -> int:
 
 
 # ------------------------------------------------------------------ policies as tables
-class TablePolicy:
+class TablePolicy(MovePolicy):
     """A Tic-Tac-Toe policy given by its move probabilities at every position of :func:`game_tree`.
 
     Parameters
@@ -208,24 +208,6 @@ class TablePolicy:
         indices, single = game_tree().positions_of(obs)
         return self.table[indices], single
 
-    def probabilities(self, obs) -> np.ndarray:
-        """``(9,)`` move probabilities at one observation dict, ``(n, 9)`` for a batch."""
-        return single_or_batch(*self._rows(obs))
-
-    def act(self, obs, deterministic: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
-        """A move per observation: the most probable (lowest cell on ties) if ``deterministic``, else a draw."""
-        rows, single = self._rows(obs)
-        moves = rows.argmax(1) if deterministic else sample_rows(rows, np.random.default_rng() if rng is None else rng)
-        return single_or_batch(moves, single)
-
-    def predict(self, obs, deterministic: bool = False) -> tuple[np.ndarray, None]:
-        return self.act(obs, deterministic=deterministic), None
-
-    def log_prob(self, obs, actions) -> np.ndarray:
-        rows, single = self._rows(obs)
-        actions = np.broadcast_to(np.asarray(actions, dtype=np.int64), (len(rows),))
-        with np.errstate(divide="ignore"):
-            return single_or_batch(np.log(rows[np.arange(len(rows)), actions]), single)
 
 
 @functools.lru_cache(maxsize=1)
