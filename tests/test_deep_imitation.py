@@ -292,6 +292,28 @@ def test_a_run_written_before_a_setting_existed_resumes_with_the_value_it_had(tm
         check_resumable(path, dataclasses.replace(old, absorbing="auto"))
 
 
+def test_f_irl_puts_the_absorbing_state_at_the_floor_when_the_expert_never_terminates():
+    """f-IRL's covariance gradient cannot tie r_abs to the state rewards' level (it is blind to a common
+    shift): with no learner episode terminating, r_abs gets no gradient at all, and the state rewards
+    drift; so when the expert never terminates r_abs is the floor, below every state reward."""
+    rng = np.random.default_rng(3)
+    obs = rng.normal(size=(50, 1)).astype(np.float32)
+    expert = {"obs": torch.from_numpy(obs), "actions": torch.from_numpy(obs), "next_obs": torch.from_numpy(obs),
+              "absorbing_steps": torch.tensor(0)}
+    learner = [{"obs": obs[:20] + 1.0, "actions": obs[:20], "next_obs": obs[:20], "terminated": np.zeros(20, bool)}
+               for _ in range(3)]
+    config = build_config("Toy", "f-irl", reward_hidden=(8,), discriminator_steps=5)
+    learned = make_method(config, Line(), horizon=100, expert_terminates=True)
+    floored = make_method(config, Line(), horizon=100, expert_terminates=False)
+    for method in (learned, floored):
+        for _ in range(5):
+            metrics = method.update(expert, learner)
+    assert learned.absorbing_reward() == 0.0  # no episode terminated: no gradient reached it
+    assert floored.absorbing_reward() == metrics["absorbing_reward"] == -REWARD_CLIP
+    rewards = floored.net(torch.from_numpy(np.concatenate([obs, obs + 1.0])))
+    assert rewards.min().item() >= -REWARD_CLIP
+
+
 @pytest.mark.parametrize("method", ["ml-irl", "ml-irl-sa", "f-irl", "csil"])
 @pytest.mark.parametrize("absorbing", ["auto", "off"])
 def test_terminal_transitions_bootstrap_the_methods_absorbing_value(tmp_path, monkeypatch, method, absorbing):
@@ -310,10 +332,12 @@ def test_terminal_transitions_bootstrap_the_methods_absorbing_value(tmp_path, mo
     if absorbing == "off":
         assert agent.terminal_value is None
         return
-    expected = -REWARD_CLIP if method == "csil" else result.reward.absorbing_reward()
+    # csil, and f-irl whose expert never terminates here: the floor; ml-irl learns it (the learner's
+    # episodes end at the goal, the expert's run to the limit)
+    expected = -REWARD_CLIP if method in ("csil", "f-irl") else result.reward.absorbing_reward()
     assert agent.terminal_value() == pytest.approx(expected / (1 - 0.9))
-    if method != "csil":
-        assert expected != 0.0  # learned: the learner's episodes end at the goal, the expert's run to the limit
+    if method in ("ml-irl", "ml-irl-sa"):
+        assert -REWARD_CLIP < expected < 0.0
 
 
 @pytest.mark.parametrize("name", ["ml-irl-sa", "f-irl"])

@@ -17,6 +17,12 @@ absorbing state up to ``horizon`` (which is then ``T``): its ``B`` adds those st
 estimated from the counts of absorbed steps (with one pseudo-count each) since a single
 point needs no discriminator, and corrected for the discriminator seeing only the
 non-absorbed states.
+
+When the expert's demonstrations never terminate, the absorbing state's reward is not learned
+but put at the reward's floor, ``-REWARD_CLIP`` (as CSIL's is): the covariance above is blind to
+a common shift of the reward, so while no learner episode terminates (or all end alike) ``r_abs``
+gets no signal and the state rewards drift away from it; on InvertedDoublePendulum-v5 they
+drifted below it and the learner, having reached the expert, learned to fall at once.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from soar.deep.reward_net import RewardNet, absorbing_steps, mlp, stack_episodes
+from soar.deep.reward_net import REWARD_CLIP, RewardNet, absorbing_steps, mlp, stack_episodes
 
 
 class FIRL:
@@ -46,6 +52,9 @@ class FIRL:
     absorbing, horizon:
         Learn the absorbing state's reward; a terminated episode occupies it for the rest
         of ``horizon`` steps.
+    expert_terminates:
+        Whether any expert demonstration terminates; if not, the absorbing state's reward is
+        the floor ``-REWARD_CLIP`` instead of learned (see the module docstring).
     seed:
         Seeds the discriminator's minibatches.
     device:
@@ -55,8 +64,9 @@ class FIRL:
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (64, 64), learning_rate: float = 1e-4,
                  weight_decay: float = 1e-3, discriminator_steps: int = 300, discriminator_batch: int = 256,
                  discriminator_lr: float = 3e-4, seed: int = 0, reward_steps: int = 1, absorbing: bool = False,
-                 horizon: int = 1000, device: str = "cpu") -> None:
+                 horizon: int = 1000, expert_terminates: bool = True, device: str = "cpu") -> None:
         self.device = torch.device(device)
+        self.absorbing_at_floor = bool(absorbing) and not expert_terminates
         self.reward_steps = int(reward_steps)
         self.horizon = int(horizon)
         self.net = RewardNet(obs_dim, act_dim, state_only=True, hidden=hidden, absorbing=absorbing).to(self.device)
@@ -115,7 +125,7 @@ class FIRL:
         first_loss = None
         for _ in range(self.reward_steps):
             returns = torch.stack([self.net(obs).sum() for obs in states])
-            if self.net.absorbing is not None:
+            if self.net.absorbing is not None and not self.absorbing_at_floor:
                 returns = returns + absorbed * self.net.absorbing_reward()
             loss = ((advantage - advantage.mean()) * returns).mean() / horizon
             first_loss = loss.item() if first_loss is None else first_loss
@@ -130,7 +140,9 @@ class FIRL:
                 "expert_reward": expert_reward, "learner_reward": learner_reward, **absorbing}
 
     def absorbing_reward(self) -> float:
-        """The learned reward of the absorbing state (0 without one)."""
+        """The reward of the absorbing state: learned, or the floor when the expert never terminates (0 without one)."""
+        if self.absorbing_at_floor:
+            return -REWARD_CLIP
         with torch.no_grad():
             return float(self.net.absorbing_reward())
 

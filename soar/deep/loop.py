@@ -72,10 +72,12 @@ class TrainResult:
 
 
 def make_method(config: TrainConfig, env: gym.Env, device: torch.device | str = "cpu",
-                horizon: int = 1000) -> CostUpdate:
+                horizon: int = 1000, expert_terminates: bool = True) -> CostUpdate:
     """The cost update of ``config.method`` for ``env``'s spaces, its networks on ``device``.
 
-    ``horizon`` is the episode length a terminated episode's absorbing state lasts to.
+    ``horizon`` is the episode length a terminated episode's absorbing state lasts to;
+    ``expert_terminates`` whether any demonstration terminates (f-IRL puts its absorbing
+    state at the reward's floor when none does).
     """
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     reward = dict(hidden=config.reward_hidden, learning_rate=config.reward_lr, weight_decay=config.reward_weight_decay,
@@ -84,7 +86,7 @@ def make_method(config: TrainConfig, env: gym.Env, device: torch.device | str = 
         return MLIRL(obs_dim, act_dim, state_only=config.method == "ml-irl", reward_steps=config.reward_steps, **reward)
     if config.method == "f-irl":
         return FIRL(obs_dim, act_dim, discriminator_steps=config.discriminator_steps, seed=config.seed,
-                    reward_steps=config.reward_steps, **reward)
+                    reward_steps=config.reward_steps, expert_terminates=expert_terminates, **reward)
     return CSIL(obs_dim, act_dim, env.action_space.low, env.action_space.high, config.alpha, hidden=config.hidden,
                 bc_steps=config.bc_steps, seed=config.seed, absorbing=config.uses_absorbing, device=device)
 
@@ -145,7 +147,7 @@ def run_training(
     horizon = episode_horizon(env, demos)
     expert = _expert_tensors(demos, env, device, horizon)
     torch.manual_seed(config.seed)
-    method = make_method(config, env, device, horizon)
+    method = make_method(config, env, device, horizon, any(t.terminated for t in demos.trajectories))
     # A terminated episode bootstraps the absorbing state's value (soar.deep.reward_net), else 0. It changes only
     # with the reward, so it is read once per cost update (and after a restore), not at every gradient step.
     absorbing_value = {"value": 0.0}
