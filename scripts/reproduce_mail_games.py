@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -39,7 +40,16 @@ FULL = {"seeds": 3, "tictactoe": (300, 1000, 3000, 10_000, 30_000), "connect4": 
         "out": Path("runs/mail_games")}
 QUICK = {"seeds": 1, "tictactoe": (300, 1000), "connect4": (200,), "eval_games": 10,
          "out": Path("runs/mail_games_quick")}
-MACHINE = "AMD EPYC, 2 cores shared with two training runs"
+
+
+def machine() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one) and its number of cores."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    return f"{model}, {os.cpu_count()} cores"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +103,7 @@ def run_game(out: Path, config: GamesConfig) -> tuple[list[dict], float]:
 
 def report(out: Path, results: dict[str, tuple[list[dict], float, GamesConfig]], total: float) -> str:
     lines = ["# Explore-then-clone against BC on Tic-Tac-Toe and Connect Four", "",
-             f"Machine: {MACHINE} ({platform.processor() or platform.machine()}, torch with one thread). "
+             f"Machine: {machine()} (torch with one thread). "
              f"This invocation: {total:.0f} s.", ""]
     for game, (rows, seconds, config) in results.items():
         compute = sum(r["seconds"] for r in rows if r["opponent"] == rows[0]["opponent"])  # once per run

@@ -500,3 +500,32 @@ def test_quick_keeps_the_options_given():
     assert list(configs) == ["connect4"]
     assert (configs["connect4"].seeds, configs["connect4"].queries, configs["connect4"].eval_games) == (2, (200,), 10)
     assert str(out) == "runs/mail_games_quick"
+
+
+def test_the_shared_game_tree_is_read_only():
+    tree = tictactoe.game_tree()
+    with pytest.raises(ValueError, match="read-only"):
+        tree.boards[0, 0] = 1
+    with pytest.raises(ValueError, match="read-only"):
+        tree.children[0, 0] = 7
+
+
+def test_a_full_replay_buffer_says_so():
+    from mail.games.explore_clone import ReplayBuffer
+    game = get_game("tictactoe")
+    buffer = ReplayBuffer(1, game)
+    planes, mask = np.zeros(game.observation_size, np.float32), np.ones(game.num_actions, bool)
+    buffer.add(planes, mask, 0, planes, mask, False)
+    with pytest.raises(ValueError, match="the replay buffer is full"):
+        buffer.add(planes, mask, 0, planes, mask, False)
+
+
+def test_the_solver_expert_refuses_a_full_board():
+    from mail.games.connect_four import SolverExpert
+    expert = SolverExpert(1.0)
+    # a full drawn board: columns alternate 1,2,1,2,1,2 from the bottom, shifted in blocks so no four line up
+    column_a, column_b = [1, 2, 1, 2, 1, 2], [2, 1, 2, 1, 2, 1]
+    columns = [column_a, column_a, column_b, column_b, column_a, column_a, column_b]
+    board = np.array(columns).T[::-1]  # rows top first
+    with pytest.raises(ValueError, match="full"):
+        expert._score(board)

@@ -23,7 +23,8 @@ from mail.games.common import GAMES, MovePolicy, single_or_batch, split_observat
 
 GAME = GAMES["connect4"]
 ROWS, COLUMNS = 6, 7
-#: Scores of the positions solved so far (board bytes -> (7,) scores, -inf for full columns).
+#: Scores of the positions solved so far (board bytes -> (7,) scores, -inf for full columns), shared by every
+#: expert of the process: a run's time therefore depends on the positions earlier runs already solved.
 _SCORES: dict[bytes, np.ndarray] = {}
 
 
@@ -83,6 +84,8 @@ class SolverExpert(MovePolicy):
         if scores is None:
             from bitbully import Board
 
+            if np.all(board != 0):
+                raise ValueError("the board is full: there is no move to choose")
             position = Board(board.tolist())
             if position.has_win():
                 raise ValueError("the game is over in this position: there is no move to choose")

@@ -267,6 +267,8 @@ class ReplayBuffer:
         self.size = 0
 
     def add(self, planes, mask, action: int, next_planes, next_mask, done: bool) -> None:
+        if self.size == len(self.actions):
+            raise ValueError(f"the replay buffer is full ({self.size} transitions): give it a larger capacity")
         i = self.size
         self.planes[i], self.masks[i], self.actions[i] = planes, mask, action
         self.next_planes[i], self.next_masks[i], self.dones[i] = next_planes, next_mask, done

@@ -48,7 +48,7 @@ def _winner(board: Sequence[int]) -> int:
     return 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GameTree:
     """Every position reachable from a start position, layer by layer.
 
@@ -75,6 +75,12 @@ class GameTree:
     children: np.ndarray
     layers: tuple[np.ndarray, ...]
     _lookup: np.ndarray  # base-3 code of a board -> its index, -1 if not in the tree
+
+    def __post_init__(self) -> None:
+        # game_tree() shares one instance: no caller may change it for the others.
+        for array in (self.boards, self.to_move, self.outcome, self.terminal, self.children, self._lookup,
+                      *self.layers):
+            array.flags.writeable = False
 
     @property
     def num_positions(self) -> int:
