@@ -161,6 +161,11 @@ def log_point(
     history.expert_queries.append(int(expert_queries))
     history.oracle_calls.append(int(oracle_calls))
     history.simulator_steps.append(int(simulator_steps))
-    history.gap_last.append(tabular.nash_gap(game, tracker.last).total)
+    gap_last = tabular.nash_gap(game, tracker.last).total
+    history.gap_last.append(gap_last)
+    if tracker.count == 1:  # one iterate (BC, MAIL-WARM, iteration 0): its average and sample are itself
+        history.gap_average.append(gap_last)
+        history.gap_sampled.append(gap_last)
+        return
     history.gap_average.append(tabular.nash_gap(game, tracker.average).total)
     history.gap_sampled.append(tabular.nash_gap(game, tracker.sampled).total)
