@@ -6,10 +6,12 @@ One algorithm, readable top to bottom:
   :class:`~agents.networks.EnsembleMLP` of ``2L`` members (stacked weights,
   batched matmuls, no Python loop over critics), with a target copy updated by
   one fused Polyak step.
-* Each pair draws its own minibatch from the one replay buffer and gets its own
+* Each pair draws its own minibatch from the one replay buffer (optionally with a fixed
+  share of expert rows, SQIL's balanced minibatches) and gets its own
   pessimistic target ``y_l = r + gamma (1 - terminated) [min(Qbar1_l, Qbar2_l)(s', a') - alpha log pi(a' | s')]``.
   The reward is relabelled at sample time by ``reward_fn`` when one is given
   (the learned reward of imitation learning), never read from the buffer then.
+* Optionally (OPT-AIL) each critic's loss carries ``- critic_optimism * mean Q``.
 * The actor maximises ``Q_opt - alpha log pi`` where, with ``m_l = min(Q1_l, Q2_l)``,
   ``Q_opt = m_1`` for ``L = 1`` (plain SAC) and
   ``Q_opt = mean_l m_l + optimism * clip(std_l m_l, 0, std_clip)`` for ``L > 1``
@@ -123,6 +125,28 @@ class ReplayBuffer:
         )
 
 
+def demonstration_buffer(demonstrations: dict[str, Any], obs_dim: int, act_dim: int) -> ReplayBuffer:
+    """A full :class:`ReplayBuffer` of expert transitions (``obs``, ``actions``, ``next_obs``, ``terminated``)."""
+    try:
+        arrays = {name: np.asarray(demonstrations[name].cpu() if isinstance(demonstrations[name], torch.Tensor)
+                                   else demonstrations[name], dtype=np.float32)
+                  for name in ("obs", "actions", "next_obs", "terminated")}
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"demonstrations must map obs, actions, next_obs and terminated to arrays ({error})") from None
+    count = len(arrays["obs"])
+    shapes = {"obs": (count, obs_dim), "actions": (count, act_dim), "next_obs": (count, obs_dim),
+              "terminated": (count,)}
+    for name, shape in shapes.items():
+        if arrays[name].shape != shape or not np.isfinite(arrays[name]).all():
+            raise ValueError(f"demonstrations[{name!r}] must be finite with shape {shape}, got {arrays[name].shape}")
+    if count == 0:
+        raise ValueError("demonstrations hold no transition")
+    buffer = ReplayBuffer(count, obs_dim, act_dim)
+    buffer.obs[:], buffer.actions[:], buffer.next_obs[:] = arrays["obs"], arrays["actions"], arrays["next_obs"]
+    buffer.terminated[:], buffer.size = arrays["terminated"], count
+    return buffer
+
+
 def _check_stored_sizes(state: dict, source: str, overrides: dict[str, Any]) -> None:
     """Refuse a checkpoint whose stored sizes would make :meth:`SAC.load` allocate more than its own weights
     (or a replay buffer beyond :data:`agents.untrusted.MAX_BUFFER_SIZE`) before they are read.
@@ -189,12 +213,20 @@ class SAC:
         ``terminal_value() -> float``: the value of the state a *terminated* episode ends
         in, bootstrapped by terminal transitions (``None``: 0, the usual convention).
         Imitation with a learned absorbing state passes ``r_abs / (1 - gamma)``.
+    demonstrations, demo_share, demo_reward:
+        Expert transitions (a dict of ``obs``, ``actions``, ``next_obs``, ``terminated``
+        arrays) that fill the last ``round(demo_share * batch_size)`` rows of every pair's
+        minibatch (SQIL's balanced minibatches); their reward is ``demo_reward`` when given,
+        else ``reward_fn``'s like every other row.
+    critic_optimism:
+        lambda >= 0: every critic member's loss becomes ``MSE - lambda * mean Q(s, a)`` over
+        its minibatch (OPT-AIL's optimism on the critic; 0, the default, is plain SAC).
     seed:
         Seeds torch, numpy and the environment once.
     flush_denormal:
         Flush subnormal floats to zero during :meth:`learn` (see :func:`flushed_denormals`).
 
-    Every argument but ``env``, ``reward_fn`` and ``terminal_value`` is kept in :attr:`hyperparameters` and
+    Every argument but ``env``, ``reward_fn``, ``terminal_value`` and ``demonstrations`` is kept in :attr:`hyperparameters` and
     stored by :meth:`save`, so that :meth:`load` rebuilds the same agent.
     """
 
@@ -215,6 +247,10 @@ class SAC:
         learning_starts: int = 1000,
         reward_fn: RewardFn | None = None,
         terminal_value: Callable[[], float] | None = None,
+        demonstrations: dict[str, Any] | None = None,
+        demo_share: float = 0.0,
+        demo_reward: float | None = None,
+        critic_optimism: float = 0.0,
         seed: int = 0,
         flush_denormal: bool = True,
         device: str = "cpu",
@@ -237,6 +273,11 @@ class SAC:
         buffer_size = check_int(buffer_size, "buffer_size", minimum=batch_size)
         learning_starts = check_non_negative_int(learning_starts, "learning_starts")
         seed = check_non_negative_int(seed, "seed")
+        demo_share = check_interval(demo_share, "demo_share", 0.0, 1.0, high_open=True)
+        demo_reward = None if demo_reward is None else check_finite_number(demo_reward, "demo_reward")
+        critic_optimism = check_non_negative(critic_optimism, "critic_optimism")
+        if demo_share > 0 and demonstrations is None:
+            raise ValueError("demo_share > 0 needs demonstrations to draw those rows from")
         self.env = env
         self.device = resolve_device(device)
         self.obs_dim = env.observation_space.shape[0]
@@ -252,6 +293,8 @@ class SAC:
             "target_entropy": None if target_entropy is None else float(target_entropy),
             "buffer_size": int(buffer_size), "learning_starts": int(learning_starts), "seed": int(seed),
             "flush_denormal": bool(flush_denormal), "device": str(device),
+            "demo_share": float(demo_share), "demo_reward": None if demo_reward is None else float(demo_reward),
+            "critic_optimism": float(critic_optimism),
         }
         self.batch_size, self.gamma, self.tau = int(batch_size), float(gamma), float(tau)
         self.learning_starts = int(learning_starts)
@@ -285,6 +328,11 @@ class SAC:
         self.actor_optimizer = torch.optim.Adam(actor_parameters, lr=learning_rate, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=learning_rate, fused=True)
         self.buffer = ReplayBuffer(buffer_size, self.obs_dim, self.act_dim)
+        self.demo_buffer = None if demonstrations is None else demonstration_buffer(demonstrations, self.obs_dim,
+                                                                                      self.act_dim)
+        self.demo_rows = int(round(demo_share * self.batch_size)) if demonstrations is not None else 0
+        self.demo_reward = None if demo_reward is None else float(demo_reward)
+        self.critic_optimism = float(critic_optimism)
         self.num_timesteps = 0
         self.num_gradient_steps = 0
         # Completed episodes as (first step, end step) in num_timesteps: imitation learning's
@@ -341,14 +389,30 @@ class SAC:
     def alpha(self) -> torch.Tensor:
         return self.log_alpha.exp().detach()
 
-    def train_step(self) -> dict[str, float]:
-        """One gradient step of the critics, the actor and (if learned) the entropy coefficient."""
-        L, B = self.num_critics, self.batch_size
-        indices = self.rng.integers(0, self.buffer.size, size=(L, B))
-        obs, actions, rewards, next_obs, terminated = (x.to(self.device) for x in self.buffer.sample(indices))
+    def sample_minibatch(self) -> tuple[torch.Tensor, ...]:
+        """One minibatch per pair on the device: ``obs, actions, rewards, next_obs, terminated``, shapes ``(L, B, ...)``.
+
+        Rows are drawn with replacement from the replay buffer, the last ``demo_rows`` of each
+        pair from the demonstrations; rewards are relabelled by ``reward_fn`` when there is
+        one, and the demonstrations' rows then set to ``demo_reward`` when that is given.
+        """
+        L, B, D = self.num_critics, self.batch_size, self.demo_rows
+        batch = self.buffer.sample(self.rng.integers(0, self.buffer.size, size=(L, B - D)))
+        if D:  # the expert's rows last in every pair's minibatch
+            demo = self.demo_buffer.sample(self.rng.integers(0, self.demo_buffer.size, size=(L, D)))
+            batch = tuple(torch.cat([ours, theirs], dim=1) for ours, theirs in zip(batch, demo))
+        obs, actions, rewards, next_obs, terminated = (x.to(self.device) for x in batch)
         if self.reward_fn is not None:
             flat = self.reward_fn(obs.reshape(L * B, -1), actions.reshape(L * B, -1), next_obs.reshape(L * B, -1))
             rewards = torch.as_tensor(flat, dtype=torch.float32, device=self.device).reshape(L, B)
+        if D and self.demo_reward is not None:
+            rewards = torch.cat([rewards[:, : B - D], rewards.new_full((L, D), self.demo_reward)], dim=1)
+        return obs, actions, rewards, next_obs, terminated
+
+    def train_step(self) -> dict[str, float]:
+        """One gradient step of the critics, the actor and (if learned) the entropy coefficient."""
+        L, B = self.num_critics, self.batch_size
+        obs, actions, rewards, next_obs, terminated = self.sample_minibatch()
         alpha = self.alpha
 
         with torch.no_grad():
@@ -360,6 +424,8 @@ class SAC:
                 target = target + self.gamma * terminated * float(self.terminal_value())
         q = self.pair_values(self.critic, obs, actions)
         critic_loss = (q - target.repeat_interleave(2, dim=0)).pow(2).mean(dim=1).sum()
+        if self.critic_optimism:
+            critic_loss = critic_loss - self.critic_optimism * q.mean(dim=1).sum()
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
@@ -536,11 +602,11 @@ class SAC:
         env:
             The environment to act in (not stored in the file).
         overrides:
-            Constructor arguments replacing the stored ones, and ``reward_fn`` and
-            ``terminal_value``, which are never stored.
+            Constructor arguments replacing the stored ones, and ``reward_fn``,
+            ``terminal_value`` and ``demonstrations``, which are never stored.
         """
         state = cls._read(path)
-        unknown = sorted(set(overrides) - set(state["hyperparameters"]) - {"reward_fn", "terminal_value"})
+        unknown = sorted(set(overrides) - set(state["hyperparameters"]) - {"reward_fn", "terminal_value", "demonstrations"})
         if unknown:
             raise ValueError(f"SAC.load got unknown arguments {unknown}")
         _check_stored_sizes(state, str(path), overrides)

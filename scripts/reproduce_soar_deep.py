@@ -7,7 +7,12 @@ Suites (every run is ``soar train`` with the environment's YAML defaults, one bu
 one torch thread):
 
 - ``hopper``: Hopper-v5, ``ml-irl-sa``, base (L = 1) against SOAR (L = 4), seeds 0, 1, 2, 200k steps.
-- ``idp``: InvertedDoublePendulum-v5, every method with L = 1 and L = 4, seed 0, 100k steps.
+- ``idp``: InvertedDoublePendulum-v5, ml-irl-sa, csil, ml-irl and f-irl with L = 1 and L = 4, seed 0,
+  100k steps.
+- ``baselines``: Hopper-v5, ``bc``, ``dagger``, ``gail``, ``airl``, ``sqil`` and ``opt-ail`` (L = 1),
+  seeds 0 and 1, 200k steps; its report adds the ``hopper`` suite's rows for comparison. ``bc``
+  learns from no environment step: its one evaluation (step 0) fills every column. ``dagger``
+  labels every state it visits, so its expert queries equal its environment steps.
 
 Runs go to ``RUNS/SUITE/METHOD-L{critics}-s{seed}``; at most ``--jobs`` run at once, each its own
 process. A run folder that already holds a run is resumed (``soar train --resume``), so killing
@@ -55,6 +60,11 @@ class Suite:
     jobs: tuple[Job, ...]
     report_steps: tuple[int, ...]
     title: str
+    compare: tuple[str, ...] = ()  # suites whose runs the report shows too (run by their own suite)
+
+
+#: Methods that train no critic: no --critics, and bc no --steps (it uses no environment step).
+NO_CRITICS = ("bc", "dagger")
 
 
 SUITES = {
@@ -69,17 +79,26 @@ SUITES = {
         (25_000, 50_000, 100_000),
         "InvertedDoublePendulum-v5, every method, 1 bundled trajectory, L=1 and L=4, seed 0",
     ),
+    "baselines": Suite(
+        tuple(Job("Hopper-v5", method, 1, seed, 0 if method == "bc" else 200_000)
+              for seed in (0, 1) for method in ("bc", "dagger", "gail", "airl", "sqil", "opt-ail")),
+        (50_000, 100_000, 200_000),
+        "Hopper-v5, imitation baselines on the same SAC, 1 bundled trajectory, seeds 0-1 (ml-irl-sa rows: seeds 0-2)",
+        compare=("hopper",),
+    ),
 }
 
 
 def command(job: Job, folder: Path) -> list[str]:
     """The ``soar train`` command line of ``job``: a resume when ``folder`` already holds the run."""
     soar = [sys.executable, "-m", "soar"]
+    steps = [] if job.method == "bc" else ["--steps", str(job.steps)]
     if (folder / "config.json").exists():
-        return [*soar, "train", "--resume", str(folder), "--steps", str(job.steps), "--no-progress"]
-    return [*soar, "train", "--env", job.env_id, "--method", job.method, "--critics", str(job.critics),
-            "--demos", "bundled", "--trajectories", "1", "--steps", str(job.steps), "--seed", str(job.seed),
-            "--threads", "1", "--no-progress", "--out", str(folder)]
+        return [*soar, "train", "--resume", str(folder), *steps, "--no-progress"]
+    critics = [] if job.method in NO_CRITICS else ["--critics", str(job.critics)]
+    return [*soar, "train", "--env", job.env_id, "--method", job.method, *critics, "--demos", "bundled",
+            "--trajectories", "1", *steps, "--seed", str(job.seed), "--threads", "1", "--no-progress",
+            "--out", str(folder)]
 
 
 def finished(job: Job, folder: Path) -> bool:
@@ -115,10 +134,15 @@ def run_jobs(work: list[tuple[Job, Path]], jobs: int) -> None:
 
 
 def report(suite: Suite, name: str, runs: Path, out: Path) -> str:
-    """Markdown table of the suite's runs (mean return over seeds at the report steps) and their curves."""
-    groups: dict[tuple[str, int], list[Job]] = {}
-    for job in suite.jobs:
-        groups.setdefault((job.method, job.critics), []).append(job)
+    """Markdown table of the suite's runs (mean return over seeds at the report steps) and their curves.
+
+    ``runs`` is the parent of every suite's folder (``runs/SUITE/RUN``); the suites ``compare``
+    names add their rows after the suite's own.
+    """
+    groups: dict[tuple[str, int], list[tuple[Job, Path]]] = {}
+    for suite_name in (name, *suite.compare):
+        for job in SUITES[suite_name].jobs:
+            groups.setdefault((job.method, job.critics), []).append((job, runs / suite_name / job.name))
     expert = None
     header = (["method", "L", "seeds"] + [f"{s // 1000}k" for s in suite.report_steps]
               + ["best", "steps to 90% of the expert", "wall time per run"])
@@ -126,16 +150,15 @@ def report(suite: Suite, name: str, runs: Path, out: Path) -> str:
     for (method, critics), members in groups.items():
         at_step = {s: [] for s in suite.report_steps}
         best, walls, seeds, to_90 = [], [], 0, []
-        for job in members:
-            folder = runs / job.name
+        for job, folder in members:
             if not (folder / "logs" / "eval.csv").exists():
                 continue
             seeds += 1
             rows = read_log(folder / "logs" / "eval.csv")
             returns = {int(r["step"]): r["return_mean"] for r in rows}
             for s in suite.report_steps:
-                if s in returns:
-                    at_step[s].append(returns[s])
+                if s in returns or set(returns) == {0}:  # bc: evaluated once, before (and without) any step
+                    at_step[s].append(returns.get(s, returns.get(0)))
             best.append(max(returns.values()))
             expert = json.loads((folder / "expert.json").read_text())["return_mean"]
             reached = [step for step, value in sorted(returns.items()) if value >= 0.9 * expert]
@@ -143,7 +166,7 @@ def report(suite: Suite, name: str, runs: Path, out: Path) -> str:
             timing = read_log(folder / "logs" / "time.csv")
             if timing:
                 walls.append(f"{timing[-1]['elapsed_seconds'] / 60:.0f} min to {int(timing[-1]['step']) // 1000}k")
-        cells = [method, str(critics), str(seeds)]
+        cells = [method, "-" if method in NO_CRITICS else str(critics), str(seeds)]
         for s in suite.report_steps:
             values = at_step[s]
             cells.append(f"{np.mean(values):.0f}" + (f" ({len(values)})" if 0 < len(values) < seeds else "")
@@ -159,7 +182,8 @@ def report(suite: Suite, name: str, runs: Path, out: Path) -> str:
     text = "\n".join(lines) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.md").write_text(text)
-    folders = [runs / job.name for job in suite.jobs if (runs / job.name / "logs" / "eval.csv").exists()]
+    folders = [folder for members in groups.values() for _, folder in members
+               if (folder / "logs" / "eval.csv").exists()]
     if folders:
         from soar.deep.plot import find_runs, plot_runs
 
@@ -187,7 +211,7 @@ def reproduce(args: argparse.Namespace) -> None:
         run_jobs([(job, args.runs / name / job.name) for name in args.suites for job in SUITES[name].jobs], args.jobs)
         print(f"{' '.join(args.suites)}: {(time.perf_counter() - start) / 60:.0f} min of wall time this invocation")
     for name in args.suites:
-        print(report(SUITES[name], name, args.runs / name, args.out))
+        print(report(SUITES[name], name, args.runs, args.out))
 
 
 if __name__ == "__main__":

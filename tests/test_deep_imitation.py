@@ -33,7 +33,7 @@ from soar.deep.loop import TrainResult, make_method, train
 from soar.deep.ml_irl import MLIRL
 from soar.deep.reward_net import REWARD_CLIP, RewardNet, absorbing_steps
 
-METHODS = ("ml-irl", "ml-irl-sa", "f-irl", "csil")
+METHODS = ("ml-irl", "ml-irl-sa", "f-irl", "csil", "gail", "airl", "sqil", "opt-ail")
 HORIZON = 8
 ENV_ID = "SoarTestLine-v0"  # the registered twin of Line, for the command line
 
@@ -593,7 +593,7 @@ BAD_SETTINGS = [
     ("learning_rate=0", "learning_rate must be a finite number > 0, got 0.0"),
     ("std_clip=-1", "std_clip must be a number >= 0 or inf, got -1.0"),
     ("gamma=1", "gamma must lie in [0, 1), got 1.0"),
-    ("method=gail", "method must be one of"),
+    ("method=trpo", "method must be one of"),
 ]
 
 

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 
 from agents.networks import TanhGaussianActor
-from soar.deep.reward_net import REWARD_CLIP, stack_episodes
+from soar.deep.bc import maximum_likelihood
+from soar.deep.reward_net import REWARD_CLIP, CostUpdate, stack_episodes
 
 
-class CSIL:
+class CSIL(CostUpdate):
     """CSIL's BC-derived reward and actor initialisation.
 
     Parameters
@@ -64,18 +65,8 @@ class CSIL:
 
     def fit(self, obs: torch.Tensor, actions: torch.Tensor) -> float:
         """Maximum likelihood of the expert's pairs; returns the final mean negative log-likelihood."""
-        # Expert actions on the box's edge have zero density under a tanh squashing: pull them inside.
-        margin = 1e-4 * (self.high - self.low)
-        actions = torch.minimum(torch.maximum(actions, self.low + margin), self.high - margin)
         optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.bc_lr)
-        loss = torch.zeros(())
-        for _ in range(self.bc_steps):
-            index = torch.from_numpy(self.rng.integers(0, len(obs), self.bc_batch))
-            loss = -self.policy.log_prob(obs[index], actions[index]).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        return loss.item()
+        return maximum_likelihood(self.policy, optimizer, obs, actions, self.bc_steps, self.bc_batch, self.rng)
 
     def reward(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -31,12 +31,12 @@ import math
 
 import numpy as np
 import torch
-from torch import nn
 
-from soar.deep.reward_net import REWARD_CLIP, RewardNet, absorbing_steps, mlp, stack_episodes
+from soar.deep.discriminator import train_discriminator
+from soar.deep.reward_net import REWARD_CLIP, CostUpdate, RewardNet, absorbing_steps, mlp, stack_episodes
 
 
-class FIRL:
+class FIRL(CostUpdate):
     """f-IRL (reverse KL) with a state-only reward and a state discriminator.
 
     Parameters
@@ -80,30 +80,15 @@ class FIRL:
         with torch.no_grad():
             return self.net(obs)
 
-    def initialise(self, agent) -> None:
-        """Nothing to do: the actor starts from scratch."""
-
     def logit(self, obs: torch.Tensor) -> torch.Tensor:
         """The discriminator's logit, an estimate of ``log(rho_E(s) / rho_learner(s))``."""
         return self.discriminator(obs).squeeze(-1)
 
-    def _train_discriminator(self, expert_obs: torch.Tensor, learner_obs: torch.Tensor) -> float:
-        loss_fn = nn.BCEWithLogitsLoss()
-        loss = torch.zeros(())
-        labels = torch.cat([torch.ones(self.discriminator_batch), torch.zeros(self.discriminator_batch)]).to(self.device)
-        for _ in range(self.discriminator_steps):
-            e = expert_obs[self.rng.integers(0, len(expert_obs), self.discriminator_batch)]
-            lrn = learner_obs[self.rng.integers(0, len(learner_obs), self.discriminator_batch)]
-            logits = self.logit(torch.cat([e, lrn]))
-            loss = loss_fn(logits, labels)
-            self.discriminator_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.discriminator_optimizer.step()
-        return loss.item()
-
     def update(self, expert: dict[str, torch.Tensor], learner: list[dict[str, np.ndarray]]) -> dict[str, float]:
         learner_obs = stack_episodes(learner, "obs", self.device)
-        discriminator_loss = self._train_discriminator(expert["obs"], learner_obs)
+        discrimination = train_discriminator(lambda x: self.logit(x["obs"]), self.discriminator_optimizer,
+                                             {"obs": expert["obs"]}, {"obs": learner_obs}, self.discriminator_steps,
+                                             self.discriminator_batch, self.rng)
         states = [stack_episodes([episode], "obs", self.device) for episode in learner]
         if self.net.absorbing is None:
             horizon, absorbed = max(len(episode["obs"]) for episode in learner), torch.zeros(len(learner))
@@ -136,7 +121,7 @@ class FIRL:
             expert_reward = self.net(expert["obs"]).mean().item()
             learner_reward = self.net(learner_obs).mean().item()
         absorbing = {} if self.net.absorbing is None else {"absorbing_reward": self.absorbing_reward()}
-        return {"cost_loss": first_loss, "discriminator_loss": discriminator_loss,
+        return {"cost_loss": first_loss, **discrimination,
                 "expert_reward": expert_reward, "learner_reward": learner_reward, **absorbing}
 
     def absorbing_reward(self) -> float:

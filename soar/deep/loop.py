@@ -13,6 +13,10 @@ One run, top to bottom::
 
 The x-axis of every log is the environment steps used for learning: SAC's steps plus
 any fresh cost rollouts; evaluation episodes are not counted.
+
+The methods (each a module over this loop): ``ml-irl``, ``ml-irl-sa``, ``f-irl``, ``csil``,
+``gail``, ``airl``, ``sqil``, ``opt-ail``; ``bc`` and ``dagger`` train no critic and run
+their own short loops (:mod:`soar.deep.bc`, :mod:`soar.deep.dagger`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,48 +31,27 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.checkpoints import write_text_atomic
 from agents.demonstrations import Demonstrations
 from agents.harness import Schedule, TrainingRun, episode_seed, read_progress
 from agents.logger import check_finite
-from agents.policies import GaussianPolicy
 from agents.rollout import collect
-from agents.sac import SAC, check_action_box, flushed_denormals, resolve_device
+from agents.sac import SAC, flushed_denormals, resolve_device
 from agents.untrusted import first_non_finite, load_torch
+from soar.deep.airl import AIRL
+from soar.deep.bc import run_bc
 from soar.deep.config import TrainConfig, build_config
 from soar.deep.csil import CSIL
+from soar.deep.dagger import run_dagger
 from soar.deep.demos import load_expert
 from soar.deep.f_irl import FIRL
+from soar.deep.gail import GAIL
 from soar.deep.ml_irl import MLIRL
+from soar.deep.opt_ail import OPTAIL
+from soar.deep.results import (  # noqa: F401  (EVAL_SEED and TrainResult: part of this module's API)
+    EVAL_SEED, TrainResult, check_spaces, episode_horizon, expert_tensors, write_expert_summary,
+)
 from soar.deep.reward_net import CostUpdate
-
-#: Evaluation episodes reset with seeds from here (+ 1000 * seed): never a training seed.
-EVAL_SEED = 1_000_000
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What :func:`train` returns.
-
-    Attributes
-    ----------
-    policy:
-        The final policy (``policy.predict(obs, deterministic=True)``); the best evaluated
-        one is ``out / "policy.pt"``.
-    reward:
-        The learned reward (the method object): ``reward.reward(obs, actions, next_obs)``.
-    history:
-        The evaluations: dicts of ``step``, ``return_mean``, ``return_std``, ``episodes``,
-        ``return_min``, ``return_max`` (over the episodes), ``expert_fraction``.
-    out:
-        The run's folder (config, logs, checkpoints; see :mod:`agents.harness`).
-    """
-
-    policy: GaussianPolicy
-    reward: CostUpdate
-    history: list[dict]
-    out: Path
-
+from soar.deep.sqil import SQIL
 
 def make_method(config: TrainConfig, env: gym.Env, device: torch.device | str = "cpu",
                 horizon: int = 1000, expert_terminates: bool = True) -> CostUpdate:
@@ -80,40 +62,28 @@ def make_method(config: TrainConfig, env: gym.Env, device: torch.device | str = 
     state at the reward's floor when none does).
     """
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    reward = dict(hidden=config.reward_hidden, learning_rate=config.reward_lr, weight_decay=config.reward_weight_decay,
-                  absorbing=config.uses_absorbing, horizon=horizon, device=device)
+    network = dict(hidden=config.reward_hidden, learning_rate=config.reward_lr, weight_decay=config.reward_weight_decay,
+                   device=device)
+    reward = dict(network, absorbing=config.uses_absorbing, horizon=horizon, reward_steps=config.reward_steps)
+    discriminator = dict(network, discriminator_steps=config.discriminator_steps, seed=config.seed)
     if config.method in ("ml-irl", "ml-irl-sa"):
-        return MLIRL(obs_dim, act_dim, state_only=config.method == "ml-irl", reward_steps=config.reward_steps, **reward)
+        return MLIRL(obs_dim, act_dim, state_only=config.method == "ml-irl", **reward)
+    if config.method == "opt-ail":
+        return OPTAIL(obs_dim, act_dim, critic_optimism=config.critic_optimism, **reward)
     if config.method == "f-irl":
         return FIRL(obs_dim, act_dim, discriminator_steps=config.discriminator_steps, seed=config.seed,
-                    reward_steps=config.reward_steps, expert_terminates=expert_terminates, **reward)
-    return CSIL(obs_dim, act_dim, env.action_space.low, env.action_space.high, config.alpha, hidden=config.hidden,
-                bc_steps=config.bc_steps, seed=config.seed, absorbing=config.uses_absorbing, device=device)
-
-
-def _check_spaces(env: gym.Env) -> None:
-    for space, name in ((env.observation_space, "observation"), (env.action_space, "action")):
-        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-            raise ValueError(f"imitation needs 1-D Box {name} spaces, got {space}")
-    check_action_box(env.action_space, "imitation")
-
-
-def episode_horizon(env: gym.Env, demos: Demonstrations) -> int:
-    """The episode length an absorbing state lasts to: the environment's time limit, else the longest demonstration."""
-    limit = env.spec.max_episode_steps if env.spec is not None else None
-    return int(limit) if limit else max(len(t) for t in demos.trajectories)
-
-
-def _expert_tensors(demos: Demonstrations, env: gym.Env, device: torch.device, horizon: int) -> dict[str, torch.Tensor]:
-    """The expert's flat transitions, and the steps its terminated trajectories spend absorbed up to ``horizon``."""
-    flat = demos.transitions()
-    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    if flat["obs"].shape[1] != obs_dim or flat["acts"].shape[1] != act_dim:
-        raise ValueError(f"the demonstrations have {flat['obs'].shape[1]} observations and {flat['acts'].shape[1]} "
-                         f"actions per step, the environment {obs_dim} and {act_dim}")
-    absorbed = sum(max(horizon - len(t), 0) for t in demos.trajectories if t.terminated)
-    return {"obs": torch.from_numpy(flat["obs"]).to(device), "actions": torch.from_numpy(flat["acts"]).to(device),
-            "next_obs": torch.from_numpy(flat["next_obs"]).to(device), "absorbing_steps": torch.tensor(absorbed)}
+                    expert_terminates=expert_terminates, **reward)
+    if config.method == "gail":
+        return GAIL(obs_dim, act_dim, **discriminator)
+    if config.method == "airl":
+        return AIRL(obs_dim, act_dim, gamma=config.gamma, **discriminator)
+    if config.method == "sqil":
+        return SQIL(config.expert_share)
+    if config.method == "csil":
+        return CSIL(obs_dim, act_dim, env.action_space.low, env.action_space.high, config.alpha, hidden=config.hidden,
+                    bc_steps=config.bc_steps, bc_batch=config.bc_batch, bc_lr=config.bc_lr, seed=config.seed,
+                    absorbing=config.uses_absorbing, device=device)
+    raise ValueError(f"{config.method} is not a method on SAC (bc and dagger run without one)")
 
 
 def _check_weights(state: Any, where: str, step: int) -> None:
@@ -141,11 +111,19 @@ def run_training(
     config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demonstrations, out: str | Path,
     progress: bool = False,
 ) -> TrainResult:
-    """Run (or resume) the imitation run ``config`` in ``out``; see the module docstring."""
-    _check_spaces(env)
+    """Run (or resume) the imitation run ``config`` in ``out``; see the module docstring.
+
+    ``bc`` and ``dagger`` train no critic: they run their own loops (:mod:`soar.deep.bc`,
+    :mod:`soar.deep.dagger`) with the same folder, logs and result.
+    """
+    if config.method == "bc":
+        return run_bc(config, env, eval_env, demos, out, progress)
+    if config.method == "dagger":
+        return run_dagger(config, env, eval_env, demos, out, progress)
+    check_spaces(env)
     device = resolve_device(config.device)
     horizon = episode_horizon(env, demos)
-    expert = _expert_tensors(demos, env, device, horizon)
+    expert = expert_tensors(demos, env, device, horizon)
     torch.manual_seed(config.seed)
     method = make_method(config, env, device, horizon, any(t.terminated for t in demos.trajectories))
     # A terminated episode bootstraps the absorbing state's value (soar.deep.reward_net), else 0. It changes only
@@ -164,7 +142,7 @@ def run_training(
         def restore(folder: Path) -> tuple[SAC, dict]:
             # Everything is read and checked before the fresh method takes any of it.
             agent = SAC.load(folder / "agent.pt", env, reward_fn=method.reward, terminal_value=terminal_value,
-                             device=config.device)
+                             device=config.device, **method.sac_options(expert))
             # Sizes checked, NaN or infinite weights refused, no code run (agents.untrusted).
             state = load_torch(folder / "method.pt")
             loop_state = json.loads((folder / "loop.json").read_text())
@@ -177,11 +155,7 @@ def run_training(
             return agent, loop_state
 
         restored = run.resume(restore)
-        expert_file = Path(out) / "expert.json"
-        if not expert_file.exists():
-            summary = {"return_mean": demos.return_mean, "return_std": demos.return_std, "trajectories": len(demos),
-                       "source": demos.source}
-            write_text_atomic(expert_file, json.dumps(summary) + "\n")
+        write_expert_summary(Path(out), demos)
         if restored is None:
             if isinstance(method, CSIL):
                 nll = method.fit(expert["obs"], expert["actions"])
@@ -191,12 +165,13 @@ def run_training(
                         gamma=config.gamma, tau=config.tau, alpha=config.alpha, buffer_size=config.buffer_size,
                         learning_starts=config.learning_starts, reward_fn=method.reward,
                         terminal_value=terminal_value, seed=config.seed,
-                        device=config.device)
+                        device=config.device, **method.sac_options(expert))
             method.initialise(agent)
             loop_state = {"extra_steps": 0}
         else:
             agent, loop_state = restored
             agent.new_episode(episode_seed(config.seed, agent.num_timesteps))
+        method.attach(agent)
         rollout_env = copy.deepcopy(eval_env) if config.cost_rollouts else None
 
         def used() -> int:
@@ -263,7 +238,8 @@ def train(
         A Gymnasium id, or any Gymnasium environment with 1-D ``Box`` observations and a
         bounded ``Box`` action space (registration is not needed).
     method:
-        ``"ml-irl"``, ``"ml-irl-sa"``, ``"f-irl"`` or ``"csil"``.
+        One of :data:`soar.deep.config.METHODS`: ``"ml-irl"``, ``"ml-irl-sa"``, ``"f-irl"``,
+        ``"csil"``, ``"gail"``, ``"airl"``, ``"sqil"``, ``"opt-ail"``, ``"bc"``, ``"dagger"``.
     demonstrations:
         :class:`~agents.demonstrations.Demonstrations`, or a source for
         :func:`soar.deep.demos.load_expert` (``"bundled"``, a file, ``"minari:ID"``).

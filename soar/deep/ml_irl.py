@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from soar.deep.reward_net import RewardNet, absorbing_steps, stack_episodes
+from soar.deep.reward_net import CostUpdate, RewardNet, absorbing_steps, stack_episodes
 
 
-class MLIRL:
+class MLIRL(CostUpdate):
     """ML-IRL with a state-only (``state_only=True``, method ``ml-irl``) or state-action reward (``ml-irl-sa``).
 
     Parameters
@@ -52,9 +52,6 @@ class MLIRL:
     def reward(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.net(obs, actions)
-
-    def initialise(self, agent) -> None:
-        """Nothing to do: the actor starts from scratch."""
 
     def absorbing_reward(self) -> float:
         """The learned reward of the absorbing state (0 without one)."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from agents import plotting
 from agents.logger import read_log
-from soar.deep.config import TrainConfig, read_config
+from soar.deep.config import SAC_METHODS, TrainConfig, read_config
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,11 @@ def plot_runs(runs: list[Run], path: Path) -> None:
         for (env, method, critics), curve in summary.items():
             if env != env_id:
                 continue
-            variant = f"SOAR L={critics}" if critics > 1 else "base (L=1)"
-            label = f"{method} {variant} ({plotting.count_text(curve.seeds, 'seeds')})"
+            variant = "" if method not in SAC_METHODS else f" SOAR L={critics}" if critics > 1 else " base (L=1)"
+            label = f"{method}{variant} ({plotting.count_text(curve.seeds, 'seeds')})"
+            if curve.steps.tolist() == [0]:  # bc: one evaluation, no environment step learnt from
+                axis.axhline(curve.mean[0], linestyle=":", linewidth=1.5, label=f"{label}, no env steps")
+                continue
             line, = axis.plot(curve.steps, curve.mean, label=label)
             if curve.seeds > 1:
                 low, high = plotting.clipped_band(curve.mean, curve.half, curve.lowest, curve.highest)

@@ -19,8 +19,6 @@ reward's floor, :mod:`soar.deep.csil`.)
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
 import torch
 from torch import nn
@@ -80,23 +78,42 @@ class RewardNet(nn.Module):
         return total / (len(obs) + absorbing_steps)
 
 
-class CostUpdate(Protocol):
-    """What the loop needs of an imitation method (each method module implements it).
+class CostUpdate:
+    """What the loop needs of an imitation method on SAC; each method module subclasses it.
 
     ``reward`` relabels every critic minibatch (no gradient); ``update`` is one cost
     (reward) update from the expert's transitions and the learner's recent episodes and
-    returns its metrics; ``initialise`` may change the fresh agent (CSIL sets the actor).
+    returns its metrics. The hooks below default to doing nothing: ``sac_options`` adds
+    constructor arguments of :class:`agents.sac.SAC` (SQIL's expert rows, OPT-AIL's critic
+    optimism), ``initialise`` may change the fresh agent (CSIL sets the actor), ``attach``
+    gives the method the agent, fresh or resumed (AIRL reads its policy).
     """
 
-    def reward(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor: ...
+    def reward(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
-    def update(self, expert: dict[str, torch.Tensor], learner: list[dict[str, np.ndarray]]) -> dict[str, float]: ...
+    def update(self, expert: dict[str, torch.Tensor], learner: list[dict[str, np.ndarray]]) -> dict[str, float]:
+        raise NotImplementedError
 
-    def initialise(self, agent) -> None: ...
+    def sac_options(self, expert: dict[str, torch.Tensor]) -> dict:
+        """Extra :class:`agents.sac.SAC` arguments (none by default)."""
+        return {}
 
-    def state_dict(self) -> dict: ...
+    def initialise(self, agent) -> None:
+        """Change the fresh agent before learning (nothing by default: the actor starts from scratch)."""
 
-    def load_state_dict(self, state: dict) -> None: ...
+    def attach(self, agent) -> None:
+        """Called with the agent, fresh or resumed, before learning (nothing by default)."""
+
+    def absorbing_reward(self) -> float:
+        """The reward of the absorbing state (0 by default: no absorbing state)."""
+        return 0.0
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Nothing to restore by default."""
 
 
 def absorbing_steps(episodes: list[dict[str, np.ndarray]], horizon: int) -> int:

@@ -1,0 +1,324 @@
+"""The imitation baselines on the deep loop: BC, DAgger, GAIL, AIRL, SQIL and OPT-AIL.
+
+Each checks its method's defining number against an independent computation on a tiny
+problem: a linear-Gaussian expert's mean (BC), labelled states against queries (DAgger),
+the discriminators' ranking and reward forms recomputed by hand (GAIL, AIRL), the exact
+share and rewards of SQIL's minibatches, and OPT-AIL's critic term.
+"""
+
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from agents.demonstrations import save_demonstrations
+from agents.logger import read_log
+from agents.networks import TanhGaussianActor
+from agents.sac import SAC
+from soar.cli import main
+from soar.deep import dagger as dagger_module
+from soar.deep.airl import AIRL
+from soar.deep.bc import maximum_likelihood
+from soar.deep.config import SAC_METHODS, build_config
+from soar.deep.gail import GAIL
+from soar.deep.loop import make_method, train
+from soar.deep.sqil import SQIL
+from tests.test_deep_imitation import ENV_ID, HORIZON, TINY, Line, Push, StepCounter, expert_demos, no_learning_curve
+
+__all__ = ["no_learning_curve"]  # the autouse fixture, imported to apply here too
+
+BASELINES_ON_SAC = ("gail", "airl", "sqil", "opt-ail")
+
+
+# ------------------------------------------------------------------------------------------- BC
+def test_bc_recovers_a_linear_gaussian_experts_mean():
+    """Expert a ~ N(0.6 s - 0.1, 0.05^2), s ~ U[-1, 1]: the fitted policy's mode is that line."""
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-1, 1, size=(4000, 1)).astype(np.float32)
+    actions = (0.6 * obs - 0.1 + 0.05 * rng.normal(size=obs.shape)).astype(np.float32)
+    torch.manual_seed(0)
+    policy = TanhGaussianActor(1, 1, (32, 32), torch.tensor([-1.0]), torch.tensor([1.0]))
+    optimizer = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    nll = maximum_likelihood(policy, optimizer, torch.from_numpy(obs), torch.from_numpy(actions), 3000, 256, rng)
+    grid = torch.linspace(-0.9, 0.9, 19).reshape(-1, 1)
+    with torch.no_grad():
+        mode = policy.deterministic(grid).squeeze(-1).numpy()
+        _, std = policy.distribution(grid)
+    np.testing.assert_allclose(mode, 0.6 * grid.squeeze(-1).numpy() - 0.1, atol=0.03)
+    # The pre-tanh spread matches the expert's noise (tanh' is about 1 - 0.4^2 near these actions).
+    assert 0.03 < float(std.mean()) < 0.08
+    # The likelihood reached is near the expert's own: -log N(0, 0.05^2) at its typical point.
+    assert nll < -0.5 * math.log(2 * math.pi * 0.05 ** 2) + 0.5 + 0.3
+
+
+def test_bc_run_uses_no_environment_step_for_learning(tmp_path):
+    counter = StepCounter()
+    settings = dict(TINY, bc_steps=300, bc_lr=1e-2)
+    result = train(Line(counter=counter), "bc", expert_demos(), out=tmp_path / "bc", eval_env=Line(counter=counter),
+                   **settings)
+    # One evaluation at step 0; every environment step counted is an evaluation step.
+    assert [row["step"] for row in result.history] == [0]
+    assert counter.steps == TINY["eval_episodes"] * HORIZON
+    assert result.reward is None and (tmp_path / "bc" / "final_policy.pt").exists()
+    # The demonstrator always pushes +1: so does the clone.
+    assert result.policy.act(np.zeros(1, np.float32), deterministic=True)[0] > 0.9
+    # Running the folder again returns the finished fit, without fitting or evaluating again.
+    again = train(Line(counter=counter), "bc", expert_demos(), out=tmp_path / "bc", eval_env=Line(counter=counter),
+                  **settings)
+    assert counter.steps == TINY["eval_episodes"] * HORIZON and again.history == result.history
+
+
+# ---------------------------------------------------------------------------------------- DAgger
+class CountingExpert(Push):
+    """Push(+1) that counts its labels and remembers the states it labelled."""
+
+    def __init__(self) -> None:
+        super().__init__(1.0)
+        self.states = []
+
+    def act(self, obs, deterministic=False, rng=None):
+        self.states.append(np.array(obs, dtype=np.float32))
+        return super().act(obs, deterministic, rng)
+
+
+@pytest.fixture
+def counting_expert(monkeypatch):
+    expert = CountingExpert()
+    monkeypatch.setattr(dagger_module, "load_expert_policy", lambda source, env_id: expert)
+    return expert
+
+
+def test_dagger_counts_one_query_per_labelled_state(tmp_path, counting_expert):
+    counter = StepCounter()
+    demos = expert_demos(n=2)
+    settings = dict(TINY, dagger_every=30, dagger_bc_steps=20, eval_every=45, checkpoint_every=45)
+    result = train(Line(counter=counter), "dagger", demos, out=tmp_path / "d", eval_env=Line(), steps=100, **settings)
+    log = read_log(tmp_path / "d" / "logs" / "train.csv")
+    # Aggregations after 30, 60 and 90 steps; queries are the states labelled so far.
+    assert [row["step"] for row in log] == [0, 30, 60, 90]
+    assert [row["expert_queries"] for row in log] == [0, 30, 60, 90]
+    assert [row["dataset_size"] for row in log] == [demos.num_transitions + q for q in (0, 30, 60, 90)]
+    # The expert was asked exactly once per environment step the learner took, at the states it visited.
+    assert len(counting_expert.states) == counter.steps == 100
+    saved = torch.load(tmp_path / "d" / "checkpoint" / "dagger.pt", weights_only=True)
+    labelled = saved["obs"][demos.num_transitions:].numpy()
+    np.testing.assert_array_equal(labelled, np.stack(counting_expert.states[:90]))
+    assert (saved["labels"][demos.num_transitions:] == 1.0).all() and saved["queries"] == 100
+    # The final checkpoint (step 100) keeps the ten states labelled since the last aggregation.
+    np.testing.assert_array_equal(saved["pending_obs"].numpy(), np.stack(counting_expert.states[90:]))
+    assert [row["step"] for row in result.history] == [45, 90, 100]
+
+
+def test_dagger_resumes_exactly(tmp_path, counting_expert):
+    settings = dict(TINY, dagger_every=30, dagger_bc_steps=10, eval_every=40, checkpoint_every=40)
+    whole = train(Line(), "dagger", expert_demos(), out=tmp_path / "whole", steps=120, **settings)
+    train(Line(), "dagger", expert_demos(), out=tmp_path / "part", steps=80, **settings)  # checkpoint at 80
+    resumed = train(Line(), "dagger", expert_demos(), out=tmp_path / "part", steps=120, **settings)
+    # A checkpoint at 40 and 80 falls between aggregations: the labelled-but-unused states resume too.
+    assert resumed.history == whole.history
+    for a, b in zip(whole.policy.actor.state_dict().values(), resumed.policy.actor.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+# ----------------------------------------------------------------------------------- GAIL, AIRL
+def pair_samples(rng, n, action):
+    obs = rng.normal(size=(n, 1)).astype(np.float32) * 0.5
+    actions = (action + 0.1 * rng.normal(size=(n, 1))).astype(np.float32)
+    next_obs = np.clip(obs + actions / 4, -2, 2).astype(np.float32)
+    return {"obs": obs, "actions": actions, "next_obs": next_obs, "terminated": np.zeros(n, np.float32)}
+
+
+def discriminator_problem(seed=0):
+    """Expert actions near +0.5, learner's near -0.5, from the same states."""
+    rng = np.random.default_rng(seed)
+    expert = {k: torch.from_numpy(v) for k, v in pair_samples(rng, 200, 0.5).items()}
+    learner = [pair_samples(rng, 40, -0.5) for _ in range(5)]
+    return expert, learner
+
+
+class FakeAgent:
+    def __init__(self):
+        torch.manual_seed(1)
+        self.actor = TanhGaussianActor(1, 1, (16,), torch.tensor([-1.0]), torch.tensor([1.0]))
+
+
+@pytest.mark.parametrize("name", ["gail", "airl"])
+def test_discriminators_rank_expert_above_learner_after_training(name):
+    torch.manual_seed(0)
+    expert, learner = discriminator_problem()
+    method = (GAIL(1, 1, hidden=(32, 32), discriminator_steps=200) if name == "gail" else
+              AIRL(1, 1, hidden=(32, 32), discriminator_steps=200))
+    method.attach(FakeAgent())
+    learner_flat = {k: torch.from_numpy(np.concatenate([e[k] for e in learner])) for k in ("obs", "actions", "next_obs")}
+
+    def rewards(samples):
+        return method.reward(samples["obs"], samples["actions"], samples["next_obs"])
+
+    before = (rewards(expert).mean() - rewards(learner_flat).mean()).item()
+    metrics = method.update(expert, learner)
+    after_expert, after_learner = rewards(expert), rewards(learner_flat)
+    assert metrics["expert_accuracy"] > 0.95 and metrics["learner_accuracy"] > 0.95
+    assert metrics["expert_reward"] == pytest.approx(after_expert.mean().item())
+    # Every expert pair now earns more than the median learner pair, and the gap grew.
+    assert (after_expert > after_learner.median()).float().mean() > 0.95
+    assert (after_expert.mean() - after_learner.mean()).item() > before + 0.5
+
+
+def test_gail_reward_is_minus_log_one_minus_d():
+    torch.manual_seed(0)
+    expert, learner = discriminator_problem()
+    gail = GAIL(1, 1, hidden=(16,), discriminator_steps=20)
+    gail.update(expert, learner)
+    obs, actions = expert["obs"], expert["actions"]
+    with torch.no_grad():
+        d = torch.sigmoid(gail.net(torch.cat([obs, actions], dim=-1)).squeeze(-1)).double()
+    reward = gail.reward(obs, actions, expert["next_obs"]).double()
+    torch.testing.assert_close(reward, -torch.log1p(-d), rtol=1e-5, atol=1e-6)
+    assert (reward >= 0).all()  # the documented sign: never negative, a survival bonus
+
+
+def test_airl_discriminator_and_reward_forms():
+    """D = exp f / (exp f + pi(a|s)) with f = g(s, a) + gamma h(s') - h(s); the reward is f."""
+    torch.manual_seed(0)
+    expert, learner = discriminator_problem()
+    airl = AIRL(1, 1, gamma=0.9, hidden=(16,), discriminator_steps=20)
+    agent = FakeAgent()
+    airl.attach(agent)
+    airl.update(expert, learner)
+    obs, actions, next_obs = expert["obs"][:20], expert["actions"][:20], expert["next_obs"][:20]
+    with torch.no_grad():
+        g = airl.g(torch.cat([obs, actions], dim=-1)).squeeze(-1).double()
+        h, h_next = airl.h(obs).squeeze(-1).double(), airl.h(next_obs).squeeze(-1).double()
+        pi = agent.actor.log_prob(obs, actions).exp().double()
+    f = g + 0.9 * h_next - h
+    torch.testing.assert_close(airl.reward(obs, actions, next_obs).double(), f.clamp(-10, 10), rtol=1e-5, atol=1e-5)
+    d = torch.exp(f) / (torch.exp(f) + pi)
+    logit = airl.shaped(obs, actions, next_obs).detach().double() - pi.log()
+    torch.testing.assert_close(torch.sigmoid(logit), d, rtol=1e-5, atol=1e-6)
+
+
+def test_airl_needs_the_agent():
+    expert, learner = discriminator_problem()
+    with pytest.raises(RuntimeError, match="attach"):
+        AIRL(1, 1).update(expert, learner)
+
+
+# ------------------------------------------------------------------------------------------ SQIL
+@pytest.mark.parametrize("share, batch, critics", [(0.5, 16, 1), (0.25, 20, 3), (0.7, 10, 2)])
+def test_sqil_minibatches_hold_the_expert_share_with_rewards_one_and_zero(share, batch, critics):
+    env = Line(reward=math.nan)
+    demos = expert_demos(n=3)
+    flat = demos.transitions()
+    # Expert states shifted far outside the task's [-2, 2] box, so each row's origin shows.
+    expert = {"obs": flat["obs"] + 100, "actions": flat["acts"], "next_obs": flat["next_obs"] + 100,
+              "terminated": flat["terminated"]}
+    method = SQIL(share)
+    agent = SAC(env, num_critics=critics, batch_size=batch, hidden=(8,), learning_starts=5, buffer_size=100,
+                reward_fn=method.reward, **method.sac_options(expert))
+    agent.learn(30)
+    for _ in range(5):
+        obs, actions, rewards, next_obs, terminated = agent.sample_minibatch()
+        is_expert = obs[..., 0] > 50
+        expected = round(share * batch)
+        assert obs.shape[:2] == (critics, batch)
+        assert (is_expert.sum(dim=1) == expected).all(), "every pair's minibatch holds the stated expert share"
+        assert (rewards[is_expert] == 1.0).all() and (rewards[~is_expert] == 0.0).all()
+        # The environment's NaN reward never reaches a row; the expert's flags are its own (never terminated).
+        assert torch.isfinite(rewards).all() and (terminated[is_expert] == 0).all()
+
+
+def test_sqil_rows_come_from_the_expert_uniformly():
+    env = Line()
+    demos = expert_demos(n=1)
+    flat = demos.transitions()
+    expert = {"obs": np.arange(len(flat["obs"]), dtype=np.float32)[:, None] + 100, "actions": flat["acts"],
+              "next_obs": flat["next_obs"], "terminated": flat["terminated"]}
+    agent = SAC(env, batch_size=40, hidden=(8,), learning_starts=1, reward_fn=SQIL().reward, buffer_size=100,
+                **SQIL().sac_options(expert))
+    agent.learn(2)
+    counts = np.zeros(len(flat["obs"]))
+    for _ in range(400):
+        obs = agent.sample_minibatch()[0][0, 20:, 0].numpy()
+        np.add.at(counts, (obs - 100).astype(int), 1)
+    # 8000 draws over HORIZON rows: a chi-square test of uniformity would flag a biased sampler.
+    from scipy import stats
+
+    assert stats.chisquare(counts).pvalue > 1e-3
+
+
+# --------------------------------------------------------------------------------------- OPT-AIL
+def test_opt_ail_term_changes_the_critic_loss_only_when_set():
+    fresh = {lam: SAC(Line(), num_critics=2, batch_size=16, hidden=(8,), learning_starts=100, buffer_size=100,
+                      critic_optimism=lam, seed=3) for lam in (0.0, 0.5)}
+    for agent in fresh.values():
+        agent.learn(30)  # no update yet (learning_starts 100): identical buffers and weights
+    probe = copy.deepcopy(fresh[0.5])
+    obs, actions, *_ = probe.sample_minibatch()  # the minibatch the next step will draw
+    q = probe.pair_values(probe.critic, obs, actions).detach()  # (2L, B): every member's Q
+    loss_plain = fresh[0.0].train_step()["critic_loss"]
+    loss_optimistic = fresh[0.5].train_step()["critic_loss"]
+    expected_term = -0.5 * q.mean(dim=1).sum().item()
+    assert loss_optimistic - loss_plain == pytest.approx(expected_term, rel=1e-4, abs=1e-6)
+    assert expected_term != 0
+
+
+def test_critic_optimism_is_opt_ail_s_alone(tmp_path):
+    assert build_config("X", "opt-ail").critic_optimism == 1e-3
+    for name in SAC_METHODS:
+        config = build_config("X", name, **TINY)
+        method = make_method(config, Line())
+        options = method.sac_options({"obs": torch.zeros(1, 1), "actions": torch.zeros(1, 1),
+                                      "next_obs": torch.zeros(1, 1), "terminated": torch.zeros(1)})
+        assert options.get("critic_optimism", 0.0) == (1e-3 if name == "opt-ail" else 0.0)
+    demos_file = tmp_path / "demos.npz"
+    save_demonstrations(expert_demos(), demos_file)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--env", ENV_ID, "--method", "ml-irl-sa", "--demos", str(demos_file), "--out",
+              str(tmp_path / "r"), "--set", "critic_optimism=0.1"])
+    assert exit_info.value.code == 2
+
+
+# ----------------------------------------------------------------- X + SOAR, and the command line
+@pytest.mark.parametrize("name", BASELINES_ON_SAC)
+def test_each_baseline_on_sac_takes_the_optimistic_ensemble(tmp_path, name):
+    result = train(Line(), name, expert_demos(), out=tmp_path / name, steps=60, critics=2, **TINY)
+    state = torch.load(tmp_path / name / "checkpoint" / "agent.pt", weights_only=True)
+    assert state["critic"]["layers.0.weight"].shape[0] == 4 and state["hyperparameters"]["num_critics"] == 2
+    costs = read_log(tmp_path / name / "logs" / "cost.csv")
+    assert [row["step"] for row in costs] == [20, 40, 60]
+    assert all(math.isfinite(v) for row in costs for v in row.values())
+    assert [row["step"] for row in result.history] == [50, 60]
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--method", "bc", "--critics", "4"], "--critics"),
+    (["--method", "dagger", "--critics", "2"], "--critics"),
+    (["--method", "bc", "--steps", "1000"], "--steps"),
+    (["--method", "gail", "--set", "expert_share=0.3"], "expert_share"),
+    (["--method", "sqil", "--set", "expert_share=1"], "expert_share"),
+    (["--method", "ml-irl", "--set", "dagger_every=10"], "dagger_every"),
+])
+def test_cli_refuses_settings_a_baseline_does_not_use(tmp_path, capsys, argv, problem):
+    demos_file = tmp_path / "demos.npz"
+    save_demonstrations(expert_demos(), demos_file)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--env", ENV_ID, "--demos", str(demos_file), "--out", str(tmp_path / "r"), *argv])
+    assert exit_info.value.code == 2
+    assert problem in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_trains_bc_and_dagger(tmp_path, capsys, counting_expert):
+    demos_file = tmp_path / "demos.npz"
+    save_demonstrations(expert_demos(), demos_file)
+    main(["train", "--env", ENV_ID, "--method", "bc", "--demos", str(demos_file), "--out", str(tmp_path / "bc"),
+          "--no-progress", "--set", "bc_steps=30", "--set", "hidden=8", "--set", "eval_episodes=2"])
+    assert "best deterministic return" in capsys.readouterr().out
+    main(["train", "--env", ENV_ID, "--method", "dagger", "--demos", str(demos_file), "--out", str(tmp_path / "dg"),
+          "--no-progress", "--steps", "40", "--set", "bc_steps=30", "--set", "hidden=8", "--set", "eval_episodes=2",
+          "--set", "eval_every=20", "--set", "dagger_every=20", "--set", "dagger_bc_steps=5"])
+    assert json.loads((tmp_path / "dg" / "config.json").read_text())["method"] == "dagger"
+    assert len(counting_expert.states) == 40
