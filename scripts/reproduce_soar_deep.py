@@ -2,6 +2,7 @@
 
     python scripts/reproduce_soar_deep.py idp hopper [--jobs 2] [--runs runs/il] [--out runs/il/report]
     python scripts/reproduce_soar_deep.py hopper --report-only     # tables and figure from what exists
+    python scripts/reproduce_soar_deep.py baselines --methods bc dagger   # only some methods' runs
 
 Suites (every run is ``soar train`` with the environment's YAML defaults, one bundled trajectory,
 one torch thread):
@@ -163,7 +164,7 @@ def report(suite: Suite, name: str, runs: Path, out: Path) -> str:
             expert = json.loads((folder / "expert.json").read_text())["return_mean"]
             reached = [step for step, value in sorted(returns.items()) if value >= 0.9 * expert]
             to_90.append(f"{reached[0] / 1000:g}k" if reached else f"not by {max(returns) / 1000:g}k")
-            timing = read_log(folder / "logs" / "time.csv")
+            timing = read_log(folder / "logs" / "time.csv") if (folder / "logs" / "time.csv").exists() else []
             if timing:
                 walls.append(f"{timing[-1]['elapsed_seconds'] / 60:.0f} min to {int(timing[-1]['step']) // 1000}k")
         cells = [method, "-" if method in NO_CRITICS else str(critics), str(seeds)]
@@ -199,6 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/il"), help="parent of the run folders")
     parser.add_argument("--out", type=Path, default=Path("runs/il/report"),
                         help="where the table and figure go (default: runs/il/report)")
+    parser.add_argument("--methods", nargs="+", metavar="METHOD",
+                        help="run only these methods' runs of the suites (the report still shows every run there is)")
     parser.add_argument("--report-only", action="store_true", help="write the report from the runs that exist")
     args = parser.parse_args(argv)
     run_command(parser, lambda: reproduce(args))
@@ -208,7 +211,11 @@ def reproduce(args: argparse.Namespace) -> None:
     if not args.report_only:
         start = time.perf_counter()
         # one queue over all suites, so a core freed by the last run of one suite starts the next suite
-        run_jobs([(job, args.runs / name / job.name) for name in args.suites for job in SUITES[name].jobs], args.jobs)
+        work = [(job, args.runs / name / job.name) for name in args.suites for job in SUITES[name].jobs
+                if args.methods is None or job.method in args.methods]
+        if not work:
+            raise ValueError(f"no run of {' '.join(args.suites)} uses the methods {' '.join(args.methods)}")
+        run_jobs(work, args.jobs)
         print(f"{' '.join(args.suites)}: {(time.perf_counter() - start) / 60:.0f} min of wall time this invocation")
     for name in args.suites:
         print(report(SUITES[name], name, args.runs, args.out))

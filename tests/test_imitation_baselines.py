@@ -9,6 +9,7 @@ share and rewards of SQIL's minibatches, and OPT-AIL's critic term.
 import copy
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -322,3 +323,48 @@ def test_cli_trains_bc_and_dagger(tmp_path, capsys, counting_expert):
           "--set", "eval_every=20", "--set", "dagger_every=20", "--set", "dagger_bc_steps=5"])
     assert json.loads((tmp_path / "dg" / "config.json").read_text())["method"] == "dagger"
     assert len(counting_expert.states) == 40
+
+
+# --------------------------------------------------------------------------- the reproduction driver
+def load_driver():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_soar_deep.py"
+    spec = importlib.util.spec_from_file_location("reproduce_soar_deep", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_driver_commands_leave_out_what_bc_and_dagger_refuse(tmp_path):
+    driver = load_driver()
+    jobs = {job.method: job for job in driver.SUITES["baselines"].jobs if job.seed == 0}
+    assert set(jobs) == {"bc", "dagger", "gail", "airl", "sqil", "opt-ail"}
+    bc, dagger, gail = (driver.command(jobs[m], tmp_path / m) for m in ("bc", "dagger", "gail"))
+    assert "--critics" not in bc and "--steps" not in bc
+    assert "--critics" not in dagger and dagger[dagger.index("--steps") + 1] == "200000"
+    assert gail[gail.index("--critics") + 1] == "1"
+    # Every command parses: soar train accepts what the driver writes (checked up to the run itself).
+    from soar.cli import build_parser
+
+    for argv in (bc, dagger, gail):
+        build_parser().parse_args(argv[argv.index("train"):])
+
+
+def test_driver_report_fills_bc_s_single_evaluation_into_every_column(tmp_path):
+    from agents.config import write_config
+
+    driver = load_driver()
+    suite = driver.SUITES["baselines"]
+    for seed, value in ((0, 100.0), (1, 300.0)):
+        logs = tmp_path / "baselines" / f"bc-L1-s{seed}" / "logs"
+        logs.mkdir(parents=True)
+        (logs / "eval.csv").write_text(f"step,return_mean\n0,{value}\n")
+        (logs.parent / "expert.json").write_text(json.dumps({"return_mean": 1000.0}))
+        write_config(logs.parent / "config.json", build_config("Hopper-v5", "bc", seed=seed))
+    text = driver.report(suite, "baselines", tmp_path, tmp_path / "report")
+    row = next(line for line in text.splitlines() if line.startswith("| bc "))
+    assert row.split(" | ")[1:7] == ["-", "2", "200", "200", "200", "200"]  # best: the mean of each seed's best
+    assert (tmp_path / "report" / "baselines.png").exists()

@@ -95,5 +95,6 @@ def run_bc(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demonstr
             run.logger.log(0, {"train/bc_negative_log_likelihood": nll})
         if not run.evaluations:
             run.evaluate(0, deployed)
+            run.logger.log(0, {"time/elapsed_seconds": run.logger.elapsed_seconds()})
         deployed.save(Path(out) / "final_policy.pt")
         return TrainResult(deployed, None, list(run.evaluations), Path(out))
