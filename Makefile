@@ -27,6 +27,7 @@ test: $(STAMP)
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_tabular.py
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[ray]'
 	$(PY) scripts/bench_tabular.py
 	$(PY) scripts/bench_mail.py
 

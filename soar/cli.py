@@ -11,6 +11,7 @@ from agents.config import ArgumentParser, add_arguments, from_arguments, non_neg
 from agents.checkpoints import write_text_atomic
 from agents.run_folder import StopOnInterrupt, prepare_output_dir, prepare_output_file
 from soar import experiment
+from soar.bench import cli as bench_cli
 from soar.deep import cli as deep_cli
 
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     rollout.set_defaults(handler=run_expert_rollout, parser=rollout, errors=gymnasium_errors)
     deep_cli.add_commands(commands)
+    bench_cli.add_commands(commands)
     return parser
 
 

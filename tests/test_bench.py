@@ -1,0 +1,251 @@
+"""The benchmark suite: sweep plans and clip selection on separate seeds, retries, resumes, statistics
+checked against closed forms and exact bootstrap enumeration, and the smoke suite end to end
+(local launcher; Ray when it is installed)."""
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+
+from soar.bench import launch, stats
+from soar.bench import sweep as sweep_module
+from soar.bench.plan import (
+    PAPER_STEPS, SELECTION_SEED_BASE, Sweep, budget_steps, evaluation_runs, selection_runs, train_command,
+)
+from soar.bench.report import load_results, tables
+from soar.bench.sweep import SweepFailed, choose_clips, run_folder, run_sweep
+from soar.cli import main
+
+
+# ------------------------------------------------------------------------------------- statistics
+def test_iqm_is_the_mean_of_the_middle_half():
+    assert stats.iqm(np.arange(1.0, 9.0)) == pytest.approx((3 + 4 + 5 + 6) / 4)
+    assert stats.iqm(np.array([0.0, 1, 1, 1000])) == pytest.approx(1.0)  # one outlier per end trimmed
+
+
+def test_stratified_bootstrap_keeps_each_task_s_runs():
+    # Pooled mean of 3 runs at 0 and 3 at 10 is 5 in every stratified resample (each task keeps 3 runs);
+    # resampling all 6 runs together would not keep it.
+    assert stats.stratified_interval([[0, 0, 0], [10, 10, 10]], stats.mean) == (5.0, 5.0)
+
+
+def test_stratified_bootstrap_matches_exact_enumeration():
+    tasks = [[0.0, 1.0, 5.0], [2.0, 4.0]]
+    # Every stratified resample is equally likely: 3^3 * 2^2 = 108 of them.
+    values = sorted(np.mean(list(a) + list(b)) for a in itertools.product(tasks[0], repeat=3)
+                    for b in itertools.product(tasks[1], repeat=2))
+    low, high = stats.stratified_interval(tasks, stats.mean, resamples=20_000)
+    # The exact distribution is discrete: its 2.5% and 97.5% points are the smallest values whose
+    # cumulative probability reaches them (here 1.2 and 4.2, inside blocks of 2/108 each).
+    assert low == pytest.approx(np.quantile(values, 0.025, method="inverted_cdf"), abs=0.05)
+    assert high == pytest.approx(np.quantile(values, 0.975, method="inverted_cdf"), abs=0.05)
+    assert all(math.isnan(v) for v in stats.stratified_interval([[1.0], [2.0]], stats.mean))
+
+
+def test_performance_profile_closed_form():
+    profile = stats.performance_profile([0.1, 0.5, 0.9, 1.1], np.array([0.0, 0.5, 1.0, 2.0]))
+    np.testing.assert_allclose(profile, [1.0, 0.5, 0.25, 0.0])
+
+
+def test_steps_ratio_on_hand_made_curves():
+    steps = [10, 20, 30, 40]
+    base = [([10, 20, 30, 40], [10, 50, 100, 100]), ([10, 20, 30, 40], [30, 70, 100, 100])]  # final mean 100, at 30
+    soar = [(steps, [40, 100, 120, 130]), (steps, [60, 100, 100, 90])]  # mean 50, 100, 110, 110: 100 at 20
+    ratio = stats.steps_ratio(base, soar)
+    assert ratio == {"target": 100.0, "base_steps": 30, "soar_steps": 20, "ratio": pytest.approx(2 / 3)}
+    never = stats.steps_ratio(base, [(steps, [1, 2, 3, 4])])
+    assert never["soar_steps"] is None and never["ratio"] is None
+
+
+# ------------------------------------------------------------------------------------------- plans
+def test_clips_are_chosen_on_seeds_never_reported():
+    sweep = Sweep(("Hopper-v5",), ("ml-irl-sa", "csil"), (1, 4), (1.0, 10.0), seeds=3, selection_seeds=2,
+                  budget="short")
+    selection = selection_runs(sweep)
+    assert len(selection) == 2 * 2 * 2  # methods x clips x selection seeds, L = 4 only
+    assert {r.seed for r in selection} == {SELECTION_SEED_BASE, SELECTION_SEED_BASE + 1}
+    chosen = {("Hopper-v5", "ml-irl-sa", 4): 1.0, ("Hopper-v5", "csil", 4): 10.0}
+    evaluation = evaluation_runs(sweep, chosen)
+    assert {r.seed for r in evaluation} == {0, 1, 2}
+    assert not {r.seed for r in selection} & {r.seed for r in evaluation}
+    assert {(r.method, r.critics, r.std_clip) for r in evaluation} == {
+        ("ml-irl-sa", 1, None), ("csil", 1, None), ("ml-irl-sa", 4, 1.0), ("csil", 4, 10.0)}
+    assert all(r.steps == PAPER_STEPS["Hopper-v5"] // 10 == 100_000 for r in selection + evaluation)
+    # One clip: nothing to choose, no selection stage.
+    assert selection_runs(Sweep(("Hopper-v5",), ("ml-irl-sa",), (1, 4), (10.0,))) == []
+
+
+def test_train_commands_leave_out_what_a_run_does_not_use(tmp_path):
+    sweep = Sweep(("Hopper-v5",), ("ml-irl-sa",), (1, 4), (10.0,), seeds=1, budget="smoke")
+    base, soar_run = evaluation_runs(sweep, {})
+    argv = train_command(base, str(tmp_path / "a"), "smoke")
+    assert "--std-clip" not in argv and argv[argv.index("--critics") + 1] == "1"
+    argv = train_command(soar_run, str(tmp_path / "b"), "smoke")
+    assert argv[argv.index("--std-clip") + 1] == "10" and "--set" in argv
+    from soar.cli import build_parser
+
+    build_parser().parse_args(argv)  # soar train takes it
+
+
+@pytest.mark.parametrize("kwargs, problem", [
+    (dict(envs=("Hopper-v5",), methods=("bc",)), "cannot be swept"),
+    (dict(envs=("Hopper-v5",), methods=("ml-irl-sa",), critics=(4, 4)), "repeats"),
+    (dict(envs=("CartPole-v1",), methods=("ml-irl-sa",)), "no short budget for CartPole-v1"),
+    (dict(envs=("Hopper-v5",), methods=("ml-irl-sa",), demos=(("Ant-v5", "a.npz"),)), "does not run"),
+])
+def test_bad_sweeps_name_the_problem(kwargs, problem):
+    with pytest.raises(ValueError, match=problem):
+        Sweep(**kwargs)
+    assert budget_steps("CartPole-v1", "smoke") == 2000
+
+
+def test_missing_experts_say_how_to_make_them(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--envs", "Hopper-v5", "Walker2d-v5", "--budget", "smoke", "--out", str(tmp_path / "b")])
+    err = str(exit_info.value.code)
+    assert "no bundled expert for Walker2d-v5" in err and "soar expert train --env Walker2d-v5" in err
+    assert "--demos Walker2d-v5=" in err and not (tmp_path / "b").exists()
+
+
+# ------------------------------------------------------------------- retries, resumes, selection
+def fake_finish(out, run, final, curve=None):
+    """Write what a finished soar train run leaves: progress, final policy, evaluations, expert."""
+    folder = run_folder(out, run)
+    (folder / "checkpoint").mkdir(parents=True, exist_ok=True)
+    (folder / "logs").mkdir(exist_ok=True)
+    (folder / "checkpoint" / "progress.json").write_text(json.dumps({"step": run.steps}))
+    (folder / "final_policy.pt").write_text("")
+    curve = curve or [final]
+    steps = np.linspace(run.steps / len(curve), run.steps, len(curve)).astype(int)
+    (folder / "logs" / "eval.csv").write_text("step,return_mean\n" + "".join(
+        f"{s},{v}\n" for s, v in zip(steps, curve)))
+    (folder / "expert.json").write_text(json.dumps({"return_mean": 1000.0}))
+
+
+class FakeLauncher:
+    """Stands in for run_local: 'runs' each job by writing its results; fails the names given, a number of times."""
+
+    def __init__(self, out, sweep, finals, failures=None):
+        self.out, self.sweep, self.finals = out, sweep, finals
+        self.failures = dict(failures or {})
+        self.calls = []
+
+    def __call__(self, jobs, workers=None, progress=True, on_done=None):
+        status = {}
+        runs = {r.name: r for r in selection_runs(self.sweep) + evaluation_runs(self.sweep, self.chosen())}
+        for job in jobs:
+            self.calls.append(job.name)
+            if self.failures.get(job.name, 0) > 0:
+                self.failures[job.name] -= 1
+                status[job.name] = 1
+                continue
+            run = runs[job.name]
+            fake_finish(self.out, run, self.finals(run))
+            status[job.name] = 0
+        return status
+
+    def chosen(self):
+        path = self.out / "selection.json"
+        return sweep_module.read_choices(self.out) if path.exists() else {
+            (e, m, c): self.sweep.std_clips[0] for e in self.sweep.envs for m in self.sweep.methods
+            for c in self.sweep.critics}
+
+
+def small_sweep():
+    return Sweep(("Hopper-v5",), ("ml-irl-sa",), (1, 4), (1.0, 10.0), seeds=2, selection_seeds=2, budget="smoke")
+
+
+def test_selection_reads_selection_seeds_and_the_report_only_evaluation_seeds(tmp_path, monkeypatch):
+    sweep = small_sweep()
+
+    def finals(run):
+        if run.stage == "selection":  # clip 1 wins on the selection seeds ...
+            return 500.0 if run.std_clip == 1.0 else 100.0
+        return {1: 200.0, 4: 300.0}[run.critics] + run.seed  # ... and is reported on fresh seeds
+    launcher = FakeLauncher(tmp_path, sweep, finals)
+    monkeypatch.setattr(launch, "run_local", launcher)
+    result = run_sweep(sweep, tmp_path, progress=False)
+    assert result.chosen == {("Hopper-v5", "ml-irl-sa", 4): 1.0}
+    recorded = json.loads((tmp_path / "selection.json").read_text())
+    assert recorded[0]["final_returns"] == {"1": [500.0, 500.0], "10": [100.0, 100.0]}
+    _, results, missing = load_results(tmp_path)
+    assert not missing and sorted(r.final for r in results) == [200.0, 201.0, 300.0, 301.0]
+    text = tables(sweep, results, missing)
+    assert "| Hopper-v5 | ml-irl-sa | 4 | 1 | 2 | 300 " in text and "500" not in text.split("Sweep:")[0]
+    # Resuming runs nothing: every run is finished.
+    launcher.calls.clear()
+    run_sweep(sweep, tmp_path, progress=False)
+    assert launcher.calls == []
+
+
+def test_a_failed_run_is_retried_once_then_reported(tmp_path, monkeypatch):
+    sweep = Sweep(("Hopper-v5",), ("ml-irl-sa",), (1, 4), (10.0,), seeds=2, budget="smoke")
+    flaky, broken = "Hopper-v5/ml-irl-sa-L1-s0", "Hopper-v5/ml-irl-sa-L4-clip10-s1"
+    launcher = FakeLauncher(tmp_path, sweep, lambda run: 100.0, failures={flaky: 1, broken: 5})
+    monkeypatch.setattr(launch, "run_local", launcher)
+    with pytest.raises(SweepFailed, match="1 evaluation run\\(s\\) failed twice: Hopper-v5/ml-irl-sa-L4-clip10-s1"):
+        run_sweep(sweep, tmp_path, progress=False)
+    assert launcher.calls.count(flaky) == 2 and launcher.calls.count(broken) == 2
+    assert json.loads((tmp_path / "failed.json").read_text()) == [broken]
+    _, results, missing = load_results(tmp_path)
+    assert [m.name for m in missing] == [broken] and len(results) == 3
+    assert "Missing runs (1)" in tables(sweep, results, missing)  # never silently dropped
+    # Run again: only the broken run is tried, and once it works the record of failures goes.
+    launcher.failures = {}
+    launcher.calls.clear()
+    run_sweep(sweep, tmp_path, progress=False)
+    assert launcher.calls == [broken] and not (tmp_path / "failed.json").exists()
+
+
+def test_a_folder_holding_another_sweep_is_refused(tmp_path, monkeypatch):
+    sweep = small_sweep()
+    monkeypatch.setattr(launch, "run_local", FakeLauncher(tmp_path, sweep, lambda run: 1.0))
+    run_sweep(sweep, tmp_path, progress=False)
+    other = Sweep(("Hopper-v5",), ("ml-irl-sa",), (1, 4), (1.0, 10.0), seeds=3, selection_seeds=2, budget="smoke")
+    with pytest.raises(ValueError, match="holds another sweep \\(it differs in seeds\\)"):
+        run_sweep(other, tmp_path, progress=False)
+
+
+def test_choose_clips_breaks_ties_towards_the_first_clip(tmp_path):
+    sweep = small_sweep()
+    for run in selection_runs(sweep):
+        fake_finish(tmp_path, run, 100.0)
+    assert choose_clips(tmp_path, sweep) == {("Hopper-v5", "ml-irl-sa", 4): 1.0}
+
+
+# --------------------------------------------------------------------------- the smoke suite, for real
+SMOKE = ["bench", "--envs", "Hopper-v5", "--methods", "ml-irl-sa", "--critics", "1", "4", "--std-clip", "1", "10",
+         "--seeds", "1", "--selection-seeds", "1", "--budget", "smoke", "--no-progress"]
+
+
+def test_smoke_suite_runs_end_to_end_with_the_local_launcher(tmp_path, capsys):
+    out = tmp_path / "bench"
+    main([*SMOKE, "--out", str(out), "--jobs", "2"])
+    assert "chosen on selection seeds: Hopper-v5 ml-irl-sa L=4: clip" in capsys.readouterr().out
+    runs = sorted(p.name for p in (out / "runs" / "Hopper-v5").iterdir() if p.is_dir())
+    chosen = json.loads((out / "selection.json").read_text())[0]["chosen"]
+    assert runs == sorted(["ml-irl-sa-L1-s0", f"ml-irl-sa-L4-clip{chosen:g}-s0", "ml-irl-sa-L4-clip1-s1000",
+                           "ml-irl-sa-L4-clip10-s1000"])
+    for name in runs:  # every run used exactly the smoke budget, on one thread
+        assert json.loads((out / "runs" / "Hopper-v5" / name / "checkpoint" / "progress.json").read_text())[
+            "step"] == 2000
+    main(["report", str(out)])
+    report = (out / "report.md").read_text()
+    assert "| Hopper-v5 | ml-irl-sa | 1 | - | 1 |" in report and "SOAR steps to it" in report
+    for figure in ("curves.png", "aggregate.png", "profiles.png"):
+        assert (out / figure).stat().st_size > 1000
+    # Again: everything is finished, nothing runs (the run logs do not grow).
+    sizes = {p: p.stat().st_size for p in (out / "runs" / "Hopper-v5").glob("*.log")}
+    main([*SMOKE, "--out", str(out), "--jobs", "2"])
+    assert {p: p.stat().st_size for p in sizes} == sizes
+
+
+def test_smoke_run_through_a_local_ray_instance(tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "ray"
+    main(["bench", "--envs", "Hopper-v5", "--methods", "ml-irl-sa", "--critics", "1", "--seeds", "1", "--budget",
+          "smoke", "--no-progress", "--launcher", "ray", "--address", "local", "--out", str(out)])
+    progress = out / "runs" / "Hopper-v5" / "ml-irl-sa-L1-s0" / "checkpoint" / "progress.json"
+    assert json.loads(progress.read_text())["step"] == 2000
