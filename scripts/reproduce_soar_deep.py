@@ -16,7 +16,8 @@ one torch thread):
   labels every state it visits, so its expert queries equal its environment steps.
 
 Runs go to ``RUNS/SUITE/METHOD-L{critics}-s{seed}``; at most ``--jobs`` run at once, each its own
-process. A run folder that already holds a run is resumed (``soar train --resume``), so killing
+process. Several drivers may share the suites: each skips the runs another one is running. A run
+folder that already holds a run is resumed (``soar train --resume``), so killing
 this script and starting it again loses at most the steps since each run's last checkpoint; a
 finished run is left as it is. The report (``OUT/SUITE.md`` and ``OUT/SUITE.png``) gives, per
 method and ensemble size, the mean deterministic evaluation return over seeds at the suite's
@@ -38,6 +39,7 @@ import numpy as np
 
 from agents.config import ArgumentParser, positive_int, run_command
 from agents.logger import read_log
+from agents.run_folder import RunLock
 
 
 
@@ -108,23 +110,46 @@ def finished(job: Job, folder: Path) -> bool:
         json.loads(progress.read_text())["step"] >= job.steps
 
 
+def claim(folder: Path) -> RunLock | None:
+    """Hold ``folder``'s claim (a lock beside it) for this driver, or ``None`` if another driver holds it.
+
+    Several drivers may then share a queue: each skips the runs another is running.
+    """
+    claims = folder.parent / ".claims" / folder.name
+    claims.mkdir(parents=True, exist_ok=True)
+    try:
+        return RunLock(claims).acquire()
+    except ValueError:
+        return None
+
+
 def run_jobs(work: list[tuple[Job, Path]], jobs: int) -> None:
-    """Run every unfinished (job, run folder), at most ``jobs`` at a time; output goes to ``FOLDER.log``."""
+    """Run every unfinished (job, run folder), at most ``jobs`` at a time; output goes to ``FOLDER.log``.
+
+    A run another driver is running (its claim is held) is skipped.
+    """
     pending = [(job, folder) for job, folder in work if not finished(job, folder)]
-    running: list[tuple[Job, subprocess.Popen]] = []
+    running: list[tuple[Job, subprocess.Popen, RunLock]] = []
     failed = []
     while pending or running:
         while pending and len(running) < jobs:
             job, folder = pending.pop(0)
             folder.parent.mkdir(parents=True, exist_ok=True)
+            held = claim(folder)
+            if held is None or finished(job, folder):
+                if held is not None:
+                    held.release()
+                print(f"skip {job.name}: {'finished' if held else 'another driver is running it'}", flush=True)
+                continue
             argv = command(job, folder)
             print(f"start {job.name}: {' '.join(argv[1:])}", flush=True)
             with open(folder.with_suffix(".log"), "a") as log:
-                running.append((job, subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)))
+                running.append((job, subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT), held))
         time.sleep(5)
         for entry in list(running):
-            job, process = entry
+            job, process, held = entry
             if process.poll() is not None:
+                held.release()
                 running.remove(entry)
                 print(f"{'done' if process.returncode == 0 else 'FAILED'} {job.name} (exit {process.returncode})",
                       flush=True)

@@ -368,3 +368,14 @@ def test_driver_report_fills_bc_s_single_evaluation_into_every_column(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| bc "))
     assert row.split(" | ")[1:7] == ["-", "2", "200", "200", "200", "200"]  # best: the mean of each seed's best
     assert (tmp_path / "report" / "baselines.png").exists()
+
+
+def test_two_drivers_never_start_the_same_run(tmp_path):
+    driver = load_driver()
+    folder = tmp_path / "hopper" / "ml-irl-sa-L1-s0"
+    first = driver.claim(folder)
+    assert first is not None and driver.claim(folder) is None  # a second driver skips it
+    first.release()
+    again = driver.claim(folder)
+    assert again is not None
+    again.release()
