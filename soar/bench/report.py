@@ -144,7 +144,8 @@ def aggregate_figure(results: list[RunResult], path: Path, points: int = 21) -> 
     for (method, critics), curves in groups.items():
         table = np.array(curves)
         valid = ~np.isnan(table).any(axis=0)
-        axis.plot(fractions[valid], stats.iqm(table[:, valid], axis=0), label=f"{method} L={critics} ({len(curves)} runs)")
+        axis.plot(fractions[valid], stats.iqm(table[:, valid], axis=0),
+                  label=f"{method} L={critics} ({plotting.count_text(len(curves), 'runs')})")
     axis.axhline(1.0, color="black", linestyle="--", linewidth=1, label="expert")
     axis.set_xlabel("fraction of the environment-step budget")
     axis.set_ylabel("IQM of return / expert return")
@@ -163,7 +164,7 @@ def profiles_figure(results: list[RunResult], path: Path) -> None:
         groups.setdefault((result.spec.method, result.spec.critics), []).append(result.normalised)
     for (method, critics), scores in groups.items():
         axis.plot(thresholds, stats.performance_profile(scores, thresholds),
-                  label=f"{method} L={critics} ({len(scores)} runs)")
+                  label=f"{method} L={critics} ({plotting.count_text(len(scores), 'runs')})")
     axis.set_xlabel("normalised final score tau (return / expert return)")
     axis.set_ylabel("fraction of runs with score > tau")
     axis.grid(alpha=0.3)
