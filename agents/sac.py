@@ -220,7 +220,8 @@ class SAC:
         else ``reward_fn``'s like every other row.
     critic_optimism:
         lambda >= 0: every critic member's loss becomes ``MSE - lambda * mean Q(s, a)`` over
-        its minibatch (OPT-AIL's optimism on the critic; 0, the default, is plain SAC).
+        its minibatch (OPT-AIL's optimism on the critic; 0, the default, is plain SAC); the
+        logged ``critic_loss`` includes the term.
     seed:
         Seeds torch, numpy and the environment once.
     flush_denormal:
@@ -331,6 +332,9 @@ class SAC:
         self.demo_buffer = None if demonstrations is None else demonstration_buffer(demonstrations, self.obs_dim,
                                                                                       self.act_dim)
         self.demo_rows = int(round(demo_share * self.batch_size)) if demonstrations is not None else 0
+        if demo_share > 0 and not 0 < self.demo_rows < self.batch_size:
+            raise ValueError(f"demo_share {demo_share} of a minibatch of {self.batch_size} is {self.demo_rows} rows: "
+                             "it must leave at least one expert and one learner row")
         self.demo_reward = None if demo_reward is None else float(demo_reward)
         self.critic_optimism = float(critic_optimism)
         self.num_timesteps = 0

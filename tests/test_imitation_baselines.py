@@ -70,6 +70,7 @@ def test_bc_run_uses_no_environment_step_for_learning(tmp_path):
     again = train(Line(counter=counter), "bc", expert_demos(), out=tmp_path / "bc", eval_env=Line(counter=counter),
                   **settings)
     assert counter.steps == TINY["eval_episodes"] * HORIZON and again.history == result.history
+    assert (tmp_path / "bc" / "policy.pt").exists()  # the best (only) evaluated policy stays
 
 
 # ---------------------------------------------------------------------------------------- DAgger
@@ -98,10 +99,13 @@ def test_dagger_counts_one_query_per_labelled_state(tmp_path, counting_expert):
     settings = dict(TINY, dagger_every=30, dagger_bc_steps=20, eval_every=45, checkpoint_every=45)
     result = train(Line(counter=counter), "dagger", demos, out=tmp_path / "d", eval_env=Line(), steps=100, **settings)
     log = read_log(tmp_path / "d" / "logs" / "train.csv")
-    # Aggregations after 30, 60 and 90 steps; queries are the states labelled so far.
-    assert [row["step"] for row in log] == [0, 30, 60, 90]
-    assert [row["expert_queries"] for row in log] == [0, 30, 60, 90]
-    assert [row["dataset_size"] for row in log] == [demos.num_transitions + q for q in (0, 30, 60, 90)]
+    # Aggregations after 30, 60 and 90 steps, evaluations at 45, 90 and 100; at each, the queries so far
+    # are the states labelled so far: one per step.
+    assert [row["step"] for row in log] == [0, 30, 45, 60, 90, 100]
+    assert [row["expert_queries"] for row in log] == [0, 30, 45, 60, 90, 100]
+    aggregations = [row for row in log if row.get("dataset_size") not in (None, "") and
+                    not (isinstance(row["dataset_size"], float) and math.isnan(row["dataset_size"]))]
+    assert [row["dataset_size"] for row in aggregations] == [demos.num_transitions + q for q in (0, 30, 60, 90)]
     # The expert was asked exactly once per environment step the learner took, at the states it visited.
     assert len(counting_expert.states) == counter.steps == 100
     saved = torch.load(tmp_path / "d" / "checkpoint" / "dagger.pt", weights_only=True)
@@ -181,24 +185,38 @@ def test_gail_reward_is_minus_log_one_minus_d():
     assert (reward >= 0).all()  # the documented sign: never negative, a survival bonus
 
 
-def test_airl_discriminator_and_reward_forms():
-    """D = exp f / (exp f + pi(a|s)) with f = g(s, a) + gamma h(s') - h(s); the reward is f."""
+def test_airl_discriminator_and_reward_forms(monkeypatch):
+    """The logit AIRL trains is f - log pi(a|s), f = g(s, a) + gamma h(s') - h(s); the reward is f."""
+    from soar.deep import airl as airl_module
+
+    captured = {}
+    original = airl_module.train_discriminator
+
+    def spy(logit, optimizer, expert, learner, steps, batch, rng):
+        captured.update(logit=logit, expert=expert)
+        return original(logit, optimizer, expert, learner, steps, batch, rng)
+
+    monkeypatch.setattr(airl_module, "train_discriminator", spy)
     torch.manual_seed(0)
     expert, learner = discriminator_problem()
+    expert["actions"][:5] = 1.0  # saturated actions: their density is read just inside the box
     airl = AIRL(1, 1, gamma=0.9, hidden=(16,), discriminator_steps=20)
     agent = FakeAgent()
     airl.attach(agent)
     airl.update(expert, learner)
-    obs, actions, next_obs = expert["obs"][:20], expert["actions"][:20], expert["next_obs"][:20]
+    obs, actions, next_obs = expert["obs"], expert["actions"], expert["next_obs"]
     with torch.no_grad():
         g = airl.g(torch.cat([obs, actions], dim=-1)).squeeze(-1).double()
         h, h_next = airl.h(obs).squeeze(-1).double(), airl.h(next_obs).squeeze(-1).double()
-        pi = agent.actor.log_prob(obs, actions).exp().double()
+        inside = actions.clamp(-1 + 2e-4, 1 - 2e-4)
+        log_pi = agent.actor.log_prob(obs, inside).double()
+        trained_logit = captured["logit"](captured["expert"]).double()
     f = g + 0.9 * h_next - h
+    torch.testing.assert_close(trained_logit, f - log_pi, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(airl.reward(obs, actions, next_obs).double(), f.clamp(-10, 10), rtol=1e-5, atol=1e-5)
-    d = torch.exp(f) / (torch.exp(f) + pi)
-    logit = airl.shaped(obs, actions, next_obs).detach().double() - pi.log()
-    torch.testing.assert_close(torch.sigmoid(logit), d, rtol=1e-5, atol=1e-6)
+    # D = sigmoid(logit) is AIRL's exp f / (exp f + pi(a|s)).
+    d = torch.exp(f) / (torch.exp(f) + log_pi.exp())
+    torch.testing.assert_close(torch.sigmoid(trained_logit), d, rtol=1e-4, atol=1e-6)
 
 
 def test_airl_needs_the_agent():
@@ -229,6 +247,14 @@ def test_sqil_minibatches_hold_the_expert_share_with_rewards_one_and_zero(share,
         assert (rewards[is_expert] == 1.0).all() and (rewards[~is_expert] == 0.0).all()
         # The environment's NaN reward never reaches a row; the expert's flags are its own (never terminated).
         assert torch.isfinite(rewards).all() and (terminated[is_expert] == 0).all()
+
+
+@pytest.mark.parametrize("share, batch", [(0.5, 1), (0.9, 3), (0.01, 10)])
+def test_an_expert_share_that_leaves_no_expert_or_no_learner_row_is_refused(share, batch):
+    flat = expert_demos(n=1).transitions()
+    expert = {"obs": flat["obs"], "actions": flat["acts"], "next_obs": flat["next_obs"], "terminated": flat["terminated"]}
+    with pytest.raises(ValueError, match="at least one expert and one learner row"):
+        SAC(Line(), batch_size=batch, hidden=(8,), buffer_size=100, **SQIL(share).sac_options(expert))
 
 
 def test_sqil_rows_come_from_the_expert_uniformly():
@@ -301,6 +327,9 @@ def test_each_baseline_on_sac_takes_the_optimistic_ensemble(tmp_path, name):
     (["--method", "gail", "--set", "expert_share=0.3"], "expert_share"),
     (["--method", "sqil", "--set", "expert_share=1"], "expert_share"),
     (["--method", "ml-irl", "--set", "dagger_every=10"], "dagger_every"),
+    (["--method", "sqil", "--set", "cost_rollouts=5"], "cost_rollouts"),  # would spend steps on nothing
+    (["--method", "dagger", "--set", "cost_episodes=5"], "cost_episodes"),
+    (["--method", "bc", "--set", "log_every=5"], "log_every"),
 ])
 def test_cli_refuses_settings_a_baseline_does_not_use(tmp_path, capsys, argv, problem):
     demos_file = tmp_path / "demos.npz"

@@ -57,6 +57,11 @@ def new_policy(env: gym.Env, hidden: tuple[int, ...], seed: int, device: torch.d
                              high).to(device)
 
 
+def _save_fit(staging: Path, policy: GaussianPolicy, nll: float) -> None:
+    policy.save(staging / "bc_policy.pt")
+    (staging / "bc.json").write_text(json.dumps({"negative_log_likelihood": nll}) + "\n")
+
+
 def run_bc(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demonstrations, out: str | Path,
            progress: bool = False) -> TrainResult:
     """Fit ``bc_steps`` minibatches of ``bc_batch`` expert pairs, evaluate at step 0, keep the policy.
@@ -83,11 +88,7 @@ def run_bc(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demonstr
                                      config.bc_batch, np.random.default_rng(config.seed))
             deployed = GaussianPolicy(policy.to("cpu").eval(), config.env_id)
 
-            def save(staging: Path) -> None:
-                deployed.save(staging / "bc_policy.pt")
-                (staging / "bc.json").write_text(json.dumps({"negative_log_likelihood": nll}) + "\n")
-
-            run.checkpoint(0, save)
+            run.checkpoint(0, lambda staging: _save_fit(staging, deployed, nll))
         else:
             deployed, fit = restored
             nll = float(fit["negative_log_likelihood"])
@@ -96,5 +97,7 @@ def run_bc(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demonstr
         if not run.evaluations:
             run.evaluate(0, deployed)
             run.logger.log(0, {"time/elapsed_seconds": run.logger.elapsed_seconds()})
+            # Again, now with the evaluated policy.pt and its return: a later run of the folder keeps them.
+            run.checkpoint(0, lambda staging: _save_fit(staging, deployed, nll))
         deployed.save(Path(out) / "final_policy.pt")
         return TrainResult(deployed, None, list(run.evaluations), Path(out))

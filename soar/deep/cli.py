@@ -24,7 +24,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "train", help="imitation learning on a Gymnasium/MuJoCo task (ML-IRL, f-IRL, CSIL, GAIL, AIRL, SQIL, OPT-AIL, "
         "BC, DAgger; --critics 4 is SOAR)",
         description="Imitate expert demonstrations with SAC and a learned reward; --critics 1 is the base method, "
-        "--critics 4 SOAR's optimistic critic ensemble (for every method on SAC; bc and dagger train no critic). Settings: the defaults below, then the environment's "
+        "--critics 4 SOAR's optimistic critic ensemble (for every method on SAC; bc and dagger train no critic). "
+        "Settings: the defaults below, then the environment's "
         "YAML file in soar/deep/configs/, then the options given, then --set. Writes config.json, logs/*.csv, "
         "tensorboard/, checkpoint/, policy.pt (best evaluation), final_policy.pt and evaluations.png to --out; "
         "'soar train --resume DIR' continues a killed run (pass its --env too if the stored id names a module "

@@ -58,6 +58,7 @@ _REWARD_NETWORK = _only(("ml-irl", "ml-irl-sa", "f-irl", "opt-ail", "gail", "air
                         "by the learned reward or discriminator of ml-irl, ml-irl-sa, f-irl, opt-ail, gail and airl")
 _REWARD_STEPS = _only(("ml-irl", "ml-irl-sa", "f-irl", "opt-ail"))
 _BC = _only(("csil", "bc", "dagger"), "by the behavioural cloning of csil, bc and dagger")
+_COST = _only(tuple(m for m in SAC_METHODS if m != "sqil"), "by the methods with a cost update (sqil's rewards are fixed)")
 
 
 @dataclass(frozen=True)
@@ -87,24 +88,26 @@ class TrainConfig:
     hidden: tuple[int, ...] = setting((256, 256), parse=positive_int, help="hidden widths of actor and critics")
     buffer_size: int = setting(1_000_000, parse=positive_int, help="replay capacity", applies=_SAC)
     learning_starts: int = setting(1000, parse=non_negative_int, help="uniformly random steps before learning", applies=_SAC)
-    cost_every: int = setting(5000, parse=positive_int, help="environment steps between cost updates", applies=_SAC)
+    cost_every: int = setting(5000, parse=positive_int, help="environment steps between cost updates", applies=_COST)
     cost_episodes: int = setting(10, parse=positive_int,
                                  help="learner episodes a cost update learns from (its most recent ones)",
-                                 applies=(lambda c: c.cost_rollouts == 0,
-                                          "only when the cost update reads the replay buffer (cost_rollouts 0)"))
-    cost_rollouts: int = setting(0, parse=non_negative_int, applies=_SAC,
+                                 applies=(lambda c: c.cost_rollouts == 0 and _COST[0](c),
+                                          "only when a cost update reads the replay buffer (cost_rollouts 0; not by "
+                                          "sqil, bc or dagger)"))
+    cost_rollouts: int = setting(0, parse=non_negative_int, applies=_COST,
                                  help="fresh learner rollouts per cost update instead (their steps are counted)")
     reward_hidden: tuple[int, ...] = setting((64, 64), parse=positive_int, applies=_REWARD_NETWORK,
-                                             help="ml-irl, ml-irl-sa, f-irl: hidden widths of the reward network")
+                                             help="hidden widths of the reward network (ml-irl, ml-irl-sa, f-irl, "
+                                             "opt-ail) or of the discriminator (gail, airl)")
     # The research code's cost update (lr 1e-4, one step, no absorbing state) leaves the reward almost flat
     # once its critics no longer see the environment's reward; these defaults were chosen on a separate
     # selection seed (README: "Choosing the cost update").
     reward_lr: float = setting(1e-3, parse=positive_float, applies=_REWARD_NETWORK,
-                               help="ml-irl, ml-irl-sa, f-irl: Adam step of the reward (the reference: 1e-4)")
+                               help="Adam step of the reward or discriminator (the reference: 1e-4)")
     reward_weight_decay: float = setting(1e-3, parse=non_negative_float, applies=_REWARD_NETWORK,
-                                         help="ml-irl, ml-irl-sa, f-irl: weight decay of the reward")
+                                         help="weight decay of the reward or discriminator")
     reward_steps: int = setting(10, parse=positive_int, applies=_REWARD_STEPS, absent=1,
-                                help="ml-irl, ml-irl-sa, f-irl: Adam steps of the reward per cost update "
+                                help="ml-irl, ml-irl-sa, f-irl, opt-ail: Adam steps of the reward per cost update "
                                 "(the reference: 1)")
     absorbing: str = setting("auto", choices=("auto", "on", "off"), absent="off", applies=_only(ABSORBING_METHODS),
                              help="give terminated episodes an absorbing state up to the time limit (auto = on): "
@@ -133,7 +136,8 @@ class TrainConfig:
     eval_episodes: int = setting(10, parse=positive_int, help="deterministic evaluation episodes")
     checkpoint_every: int = setting(25_000, parse=positive_int, resumable=True, help="steps between checkpoints",
                                     applies=(lambda c: c.method != "bc", "by every method but bc"))
-    log_every: int = setting(1000, parse=positive_int, resumable=True, help="steps between training-loss logs")
+    log_every: int = setting(1000, parse=positive_int, resumable=True, help="steps between training-loss logs",
+                             applies=_SAC)
 
     def __post_init__(self) -> None:
         # The command line's checks for values from the API, YAML files and --set too. Whether a setting

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from agents.demonstrations import Demonstrations
-from agents.harness import Schedule, TrainingRun, episode_seed
+from agents.harness import Schedule, TrainingRun, episode_seed, read_progress
 from agents.policies import GaussianPolicy, load_policy
 from agents.sac import resolve_device
 from agents.untrusted import load_torch
@@ -44,12 +44,28 @@ def load_expert_policy(source: str, env_id: str) -> GaussianPolicy:
     return load_policy(Path(source))  # weights only, never unpickled
 
 
+def check_expert(expert, env: gym.Env, env_id: str, source: str) -> None:
+    """``ValueError`` unless a policy file's expert was made for ``env_id`` (when it says) and for its sizes."""
+    recorded = getattr(expert, "env_id", "")
+    if recorded and recorded != env_id:
+        raise ValueError(f"expert_policy {source} is a policy for {recorded}, not for {env_id}")
+    actor = getattr(expert, "actor", None)
+    if actor is not None:
+        first = next(layer for layer in (*actor.trunk, actor.mean) if isinstance(layer, torch.nn.Linear))
+        sizes = (first.in_features, actor.mean.out_features)
+        wanted = (env.observation_space.shape[0], env.action_space.shape[0])
+        if sizes != wanted:
+            raise ValueError(f"expert_policy {source} maps {sizes[0]} observations to {sizes[1]} actions, {env_id} "
+                             f"has {wanted[0]} and {wanted[1]}")
+
+
 def run_dagger(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demonstrations, out: str | Path,
                progress: bool = False) -> TrainResult:
     """Run (or resume) DAgger in ``out``; see the module docstring."""
     check_spaces(env)
     device = resolve_device(config.device)
     expert = load_expert_policy(config.expert_policy, config.env_id)
+    check_expert(expert, env, config.env_id, config.expert_policy)
     policy = new_policy(env, config.hidden, config.seed, device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.bc_lr)
     rng = np.random.default_rng(config.seed)
@@ -63,6 +79,18 @@ def run_dagger(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demo
                      reference_return=demos.return_mean, title=f"{config.env_id} dagger", progress=progress) as run:
         def restore(folder: Path) -> dict:
             saved = load_torch(folder / "dagger.pt")  # weights_only, sizes and finiteness checked
+            if int(saved["step"]) != read_progress(folder)["step"]:
+                raise ValueError("dagger.pt and progress.json disagree on the step")
+            # Into copies first: nothing changes unless all of it fits.
+            trial_policy = copy.deepcopy(policy)
+            trial_policy.load_state_dict(saved["policy"])
+            torch.optim.Adam(trial_policy.parameters(), lr=config.bc_lr).load_state_dict(saved["optimizer"])
+            np.random.default_rng().bit_generator.state = saved["numpy_rng"]
+            torch.Generator(device=device).set_state(saved["torch_generator"])
+            for name, width in (("obs", demo["obs"].shape[1]), ("labels", demo["actions"].shape[1])):
+                for key in (name, f"pending_{name}"):
+                    if saved[key].ndim != 2 or saved[key].shape[1] != width:
+                        raise ValueError(f"dagger.pt's {key} has shape {tuple(saved[key].shape)}")
             policy.load_state_dict(saved["policy"])
             optimizer.load_state_dict(saved["optimizer"])
             rng.bit_generator.state = saved["numpy_rng"]
@@ -83,13 +111,16 @@ def run_dagger(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demo
         def deployed() -> GaussianPolicy:
             return GaussianPolicy(copy.deepcopy(policy).to("cpu").eval(), config.env_id)
 
+        def pending(rows: list[np.ndarray], width: int) -> torch.Tensor:
+            return torch.from_numpy(np.asarray(rows, np.float32).reshape(-1, width))
+
         def save(staging: Path) -> None:
             torch.save({"policy": policy.state_dict(), "optimizer": optimizer.state_dict(),
                         "numpy_rng": rng.bit_generator.state, "torch_generator": generator.get_state(),
                         "obs": data["obs"].cpu(), "labels": data["labels"].cpu(),
                         # Labelled since the last aggregation, not yet learnt from.
-                        "pending_obs": torch.from_numpy(np.asarray(new_obs, np.float32).reshape(-1, data["obs"].shape[1])),
-                        "pending_labels": torch.from_numpy(np.asarray(new_labels, np.float32).reshape(-1, data["labels"].shape[1])),
+                        "pending_obs": pending(new_obs, data["obs"].shape[1]),
+                        "pending_labels": pending(new_labels, data["labels"].shape[1]),
                         "step": state["step"], "queries": state["queries"]}, staging / "dagger.pt")
 
         new_obs: list[np.ndarray] = [] if saved is None else list(saved["pending_obs"].numpy())
@@ -106,6 +137,7 @@ def run_dagger(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demo
             state["step"] += 1
             if terminated or truncated:
                 obs, _ = env.reset()
+            metrics = {}
             # Only on the round's schedule, not at the budget's end: a longer budget resumes the same run.
             if state["step"] % config.dagger_every == 0:
                 data = {"obs": torch.cat([data["obs"], torch.from_numpy(np.stack(new_obs)).to(device)]),
@@ -113,9 +145,9 @@ def run_dagger(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demo
                 new_obs, new_labels = [], []
                 nll = maximum_likelihood(policy, optimizer, data["obs"], data["labels"], config.dagger_bc_steps,
                                          config.bc_batch, rng)
-                run.logger.log(state["step"], {"train/bc_negative_log_likelihood": nll,
-                                               "train/expert_queries": state["queries"],
-                                               "train/dataset_size": len(data["obs"])})
+                metrics = {"train/bc_negative_log_likelihood": nll, "train/dataset_size": len(data["obs"])}
+            if metrics or run.schedule.evaluates_at(state["step"]):  # the count beside every evaluation too
+                run.logger.log(state["step"], {**metrics, "train/expert_queries": state["queries"]})
             run.after_step(state["step"], deployed, save)
             if run.schedule.checkpoints_at(state["step"]):  # as SAC does: a checkpoint ends the episode
                 obs, _ = env.reset(seed=episode_seed(config.seed, state["step"]))

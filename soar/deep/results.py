@@ -68,7 +68,8 @@ def expert_tensors(demos: Demonstrations, env: gym.Env, device: torch.device, ho
                          f"actions per step, the environment {obs_dim} and {act_dim}")
     absorbed = sum(max(horizon - len(t), 0) for t in demos.trajectories if t.terminated)
     return {"obs": torch.from_numpy(flat["obs"]).to(device), "actions": torch.from_numpy(flat["acts"]).to(device),
-            "next_obs": torch.from_numpy(flat["next_obs"]).to(device), "terminated": torch.from_numpy(flat["terminated"].astype("float32")).to(device),
+            "next_obs": torch.from_numpy(flat["next_obs"]).to(device),
+            "terminated": torch.from_numpy(flat["terminated"].astype("float32")).to(device),
             "absorbing_steps": torch.tensor(absorbed)}
 
 
