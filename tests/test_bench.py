@@ -44,6 +44,16 @@ def test_stratified_bootstrap_matches_exact_enumeration():
     assert all(math.isnan(v) for v in stats.stratified_interval([[1.0], [2.0]], stats.mean))
 
 
+def test_a_task_with_one_run_stays_fixed_in_every_resample():
+    # Pooled mean of [0, 0, 0] (always 0) and the lone 10: 2.5 in every resample.
+    assert stats.stratified_interval([[0, 0, 0], [10]], stats.mean) == (2.5, 2.5)
+    tasks = [[0.0, 1.0, 5.0], [3.0]]
+    values = sorted(np.mean(list(a) + [3.0]) for a in itertools.product(tasks[0], repeat=3))
+    low, high = stats.stratified_interval(tasks, stats.mean, resamples=20_000)
+    assert low == pytest.approx(np.quantile(values, 0.025, method="inverted_cdf"), abs=0.05)
+    assert high == pytest.approx(np.quantile(values, 0.975, method="inverted_cdf"), abs=0.05)
+
+
 def test_performance_profile_closed_form():
     profile = stats.performance_profile([0.1, 0.5, 0.9, 1.1], np.array([0.0, 0.5, 1.0, 2.0]))
     np.testing.assert_allclose(profile, [1.0, 0.5, 0.25, 0.0])
@@ -54,7 +64,7 @@ def test_steps_ratio_on_hand_made_curves():
     base = [([10, 20, 30, 40], [10, 50, 100, 100]), ([10, 20, 30, 40], [30, 70, 100, 100])]  # final mean 100, at 30
     soar = [(steps, [40, 100, 120, 130]), (steps, [60, 100, 100, 90])]  # mean 50, 100, 110, 110: 100 at 20
     ratio = stats.steps_ratio(base, soar)
-    assert ratio == {"target": 100.0, "base_steps": 30, "soar_steps": 20, "ratio": pytest.approx(2 / 3)}
+    assert ratio == {"target": 100.0, "base_budget": 40, "base_steps": 30, "soar_steps": 20, "ratio": 0.5}
     never = stats.steps_ratio(base, [(steps, [1, 2, 3, 4])])
     assert never["soar_steps"] is None and never["ratio"] is None
 
@@ -94,6 +104,7 @@ def test_train_commands_leave_out_what_a_run_does_not_use(tmp_path):
     (dict(envs=("Hopper-v5",), methods=("ml-irl-sa",), critics=(4, 4)), "repeats"),
     (dict(envs=("CartPole-v1",), methods=("ml-irl-sa",)), "no short budget for CartPole-v1"),
     (dict(envs=("Hopper-v5",), methods=("ml-irl-sa",), demos=(("Ant-v5", "a.npz"),)), "does not run"),
+    (dict(envs=("Hopper-v5",), methods=("ml-irl-sa",), critics=(1,), std_clips=(1.0, 10.0)), "no critics > 1"),
 ])
 def test_bad_sweeps_name_the_problem(kwargs, problem):
     with pytest.raises(ValueError, match=problem):
@@ -107,6 +118,19 @@ def test_missing_experts_say_how_to_make_them(tmp_path):
     err = str(exit_info.value.code)
     assert "no bundled expert for Walker2d-v5" in err and "soar expert train --env Walker2d-v5" in err
     assert "--demos Walker2d-v5=" in err and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--critics", "1", "--std-clip", "5"], "--std-clip applies to SOAR's ensemble only"),
+    (["--std-clip", "5", "--selection-seeds", "3"], "--selection-seeds is for choosing"),
+    (["--launcher", "local", "--address", "x"], "--address is for --launcher ray"),
+    (["--methods", "bc"], "cannot be swept"),
+])
+def test_bench_options_that_would_be_ignored_are_refused(tmp_path, argv, problem, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--envs", "Hopper-v5", "--budget", "smoke", "--out", str(tmp_path / "b"), *argv])
+    assert exit_info.value.code == 2 and problem in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 # ------------------------------------------------------------------- retries, resumes, selection
@@ -185,7 +209,7 @@ def test_a_failed_run_is_retried_once_then_reported(tmp_path, monkeypatch):
     flaky, broken = "Hopper-v5/ml-irl-sa-L1-s0", "Hopper-v5/ml-irl-sa-L4-clip10-s1"
     launcher = FakeLauncher(tmp_path, sweep, lambda run: 100.0, failures={flaky: 1, broken: 5})
     monkeypatch.setattr(launch, "run_local", launcher)
-    with pytest.raises(SweepFailed, match="1 evaluation run\\(s\\) failed twice: Hopper-v5/ml-irl-sa-L4-clip10-s1"):
+    with pytest.raises(SweepFailed, match="1 run\\(s\\) failed twice: Hopper-v5/ml-irl-sa-L4-clip10-s1"):
         run_sweep(sweep, tmp_path, progress=False)
     assert launcher.calls.count(flaky) == 2 and launcher.calls.count(broken) == 2
     assert json.loads((tmp_path / "failed.json").read_text()) == [broken]
@@ -197,6 +221,33 @@ def test_a_failed_run_is_retried_once_then_reported(tmp_path, monkeypatch):
     launcher.calls.clear()
     run_sweep(sweep, tmp_path, progress=False)
     assert launcher.calls == [broken] and not (tmp_path / "failed.json").exists()
+
+
+def test_a_failed_selection_holds_back_its_group_only(tmp_path, monkeypatch):
+    sweep = Sweep(("Hopper-v5",), ("ml-irl-sa", "csil"), (1, 4), (1.0, 10.0), seeds=1, selection_seeds=1,
+                  budget="smoke")
+    broken = f"Hopper-v5/csil-L4-clip10-s{SELECTION_SEED_BASE}"
+    launcher = FakeLauncher(tmp_path, sweep, lambda run: 100.0, failures={broken: 5})
+    monkeypatch.setattr(launch, "run_local", launcher)
+    with pytest.raises(SweepFailed, match="no clip chosen \\(so not run\\) for Hopper-v5 csil L=4"):
+        run_sweep(sweep, tmp_path, progress=False)
+    # ml-irl-sa chose and ran its evaluation seed; csil's base runs too, its L = 4 waits.
+    assert sweep_module.read_choices(tmp_path) == {("Hopper-v5", "ml-irl-sa", 4): 1.0}
+    _, results, missing = load_results(tmp_path)
+    assert sorted(r.spec.name for r in results) == ["Hopper-v5/csil-L1-s0", "Hopper-v5/ml-irl-sa-L1-s0",
+                                                     "Hopper-v5/ml-irl-sa-L4-clip1-s0"]
+    assert "csil-L4-s0 (clip not chosen yet)" in tables(sweep, results, missing)
+
+
+def test_unfinished_runs_are_missing_not_final(tmp_path, monkeypatch):
+    sweep = Sweep(("Hopper-v5",), ("ml-irl-sa",), (1,), (10.0,), seeds=2, budget="smoke")
+    monkeypatch.setattr(launch, "run_local", FakeLauncher(tmp_path, sweep, lambda run: 100.0))
+    run_sweep(sweep, tmp_path, progress=False)
+    partial = run_folder(tmp_path, evaluation_runs(sweep, {})[1])
+    (partial / "final_policy.pt").unlink()  # as a run killed at 1000 of its 2000 steps leaves it
+    (partial / "checkpoint" / "progress.json").write_text(json.dumps({"step": 1000}))
+    _, results, missing = load_results(tmp_path)
+    assert [r.spec.seed for r in results] == [0] and [m.seed for m in missing] == [1]
 
 
 def test_a_folder_holding_another_sweep_is_refused(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
-from agents.config import OptionError, non_negative_float, positive_int
+from agents.config import OptionError, non_negative_or_inf, positive_int
 from soar.bench.plan import BUDGETS
 
 
@@ -34,12 +34,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--methods", nargs="+", default=["ml-irl-sa"], help="methods on SAC (default: %(default)s)")
     bench.add_argument("--critics", nargs="+", type=positive_int, default=[1, 4],
                        help="numbers of critic pairs L (default: %(default)s)")
-    bench.add_argument("--std-clip", nargs="+", type=non_negative_float, default=[10.0], dest="std_clips",
-                       help="clip values sigma_clip for L > 1; several are chosen among on selection seeds "
-                       "(default: %(default)s)")
+    bench.add_argument("--std-clip", nargs="+", type=non_negative_or_inf, default=None, dest="std_clips",
+                       help="clip values sigma_clip for L > 1 (inf: no clip); several are chosen among on selection "
+                       "seeds (default: 10)")
     bench.add_argument("--seeds", type=positive_int, default=5, help="evaluation seeds 0..N-1 (default: %(default)s)")
-    bench.add_argument("--selection-seeds", type=positive_int, default=2,
-                       help="seeds the clip is chosen on, when several are swept (default: %(default)s)")
+    bench.add_argument("--selection-seeds", type=positive_int, default=None,
+                       help="seeds the clip is chosen on, when several are swept (default: 2)")
     bench.add_argument("--budget", choices=BUDGETS, default="short",
                        help="paper: the SOAR paper's steps (1M-3M), short: 10%% of them, smoke: 2000 steps "
                        "(default: %(default)s)")
@@ -80,13 +80,21 @@ def run_bench(args: argparse.Namespace) -> None:
         raise OptionError("--address is for --launcher ray")
     if args.launcher == "ray" and args.jobs is not None:
         raise OptionError("--jobs is for --launcher local (a Ray cluster runs as many tasks as it has CPUs)")
+    if args.std_clips is not None and max(args.critics) == 1:
+        raise OptionError("--std-clip applies to SOAR's ensemble only; add a --critics value above 1 or drop it")
+    clips = tuple(args.std_clips or (10.0,))
+    if args.selection_seeds is not None and not (len(clips) > 1 and max(args.critics) > 1):
+        raise OptionError("--selection-seeds is for choosing among several --std-clip values; give several or drop it")
+    # Absolute paths: a Ray worker's process may start elsewhere, and bench.json must name the same files.
+    demos = tuple((env_id, source if source.startswith("minari:") else str(Path(source).resolve()))
+                  for env_id, source in args.demos)
     try:
-        sweep = Sweep(tuple(args.envs), tuple(args.methods), tuple(args.critics), tuple(args.std_clips), args.seeds,
-                      args.selection_seeds, args.budget, args.trajectories, tuple(args.demos))
+        sweep = Sweep(tuple(args.envs), tuple(args.methods), tuple(args.critics), clips, args.seeds,
+                      args.selection_seeds or 2, args.budget, args.trajectories, demos)
     except ValueError as error:
         raise OptionError(str(error)) from None
     start = time.perf_counter()
-    result = run_sweep(sweep, args.out, args.launcher, args.address, args.jobs, progress=not args.no_progress)
+    result = run_sweep(sweep, args.out.resolve(), args.launcher, args.address, args.jobs, progress=not args.no_progress)
     chosen = ", ".join(f"{env} {method} L={critics}: clip {clip:g}"
                        for (env, method, critics), clip in result.chosen.items())
     print(f"soar bench: {len(result.runs)} evaluation runs in {args.out} ({(time.perf_counter() - start) / 60:.1f} min "

@@ -2,8 +2,10 @@
 
 Both launchers take ``(name, argv, log_file)`` jobs and return each job's exit status. A
 run is a separate Python process with one torch thread, so the local pool and a Ray task
-(``num_cpus=1``) alike use one core per run; the run folder must be where the process can
-write it (on a cluster: a filesystem every node shares).
+(``num_cpus=1``) alike use one core per run. On a cluster every node needs this package
+installed (a Ray task calls ``python -m soar`` in the driver's working directory, which
+must exist there) and the sweep folder and demonstration files on a filesystem every node
+shares, at the same absolute paths (``soar bench`` passes absolute paths).
 """
 
 from __future__ import annotations
@@ -27,32 +29,65 @@ class Job:
     log: str
 
 
-def _run_process(argv: tuple[str, ...], log: str, cwd: str) -> int:
-    """Run ``python -m soar argv`` in ``cwd`` with its output appended to ``log``; its exit status."""
+def _run_process(argv: tuple[str, ...], log: str, cwd: str, running: dict | None = None) -> int:
+    """Run ``python -m soar argv`` in ``cwd`` with its output appended to ``log``; its exit status.
+
+    ``running`` (local pool) maps the job to its process while it runs, so an interrupted
+    sweep can stop it.
+    """
     os.makedirs(os.path.dirname(log), exist_ok=True)
     # One thread per run: small networks, and the other cores belong to the other runs.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with open(log, "a") as output:
-        return subprocess.run([sys.executable, "-m", "soar", *argv], stdout=output, stderr=subprocess.STDOUT,
-                              cwd=cwd, env=env).returncode
+        process = subprocess.Popen([sys.executable, "-m", "soar", *argv], stdout=output, stderr=subprocess.STDOUT,
+                                   cwd=cwd, env=env)
+        if running is not None:
+            running[log] = process
+        try:
+            return process.wait()
+        finally:
+            if running is not None:
+                running.pop(log, None)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and schedulers narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def run_local(jobs: Iterable[Job], workers: int | None = None, progress: bool = True,
               on_done: Callable[[Job, int], None] | None = None) -> dict[str, int]:
-    """Run ``jobs`` on this machine, ``workers`` at a time (default: one per core); exit status by name."""
+    """Run ``jobs`` on this machine, ``workers`` at a time (default: one per usable core); exit status by name.
+
+    Interrupted (Ctrl-C), it starts no further job and stops the running ones (each keeps
+    its last checkpoint) before raising.
+    """
     jobs = list(jobs)
-    workers = max(1, int(workers or os.cpu_count() or 1))
-    status = {}
+    workers = max(1, int(workers or usable_cores()))
+    status: dict[str, int] = {}
+    running: dict[str, subprocess.Popen] = {}
     cwd = os.getcwd()
-    with ThreadPoolExecutor(max_workers=workers) as pool, \
-            tqdm(total=len(jobs), disable=not progress, desc="runs", unit="run") as bar:
-        futures = {pool.submit(_run_process, job.argv, job.log, cwd): job for job in jobs}
-        for future in as_completed(futures):
-            job = futures[future]
-            status[job.name] = future.result()
-            if on_done is not None:
-                on_done(job, status[job.name])
-            bar.update()
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        with tqdm(total=len(jobs), disable=not progress, desc="runs", unit="run") as bar:
+            futures = {pool.submit(_run_process, job.argv, job.log, cwd, running): job for job in jobs}
+            for future in as_completed(futures):
+                job = futures[future]
+                status[job.name] = future.result()
+                if on_done is not None:
+                    on_done(job, status[job.name])
+                bar.update()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in list(running.values()):
+            process.terminate()
+        for process in list(running.values()):
+            process.wait()
+        raise
+    pool.shutdown()
     return status
 
 
@@ -67,7 +102,6 @@ def run_ray(jobs: Iterable[Job], address: str, progress: bool = True,
     jobs = list(jobs)
     started_here = not ray.is_initialized()
     if started_here:
-        # Workers import nothing from the driver's folder: runs call `python -m soar` in the working directory.
         ray.init(address=None if address == "local" else address, include_dashboard=False, log_to_driver=False,
                  ignore_reinit_error=True)
     try:
@@ -79,7 +113,11 @@ def run_ray(jobs: Iterable[Job], address: str, progress: bool = True,
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 job = pending.pop(done[0])
-                status[job.name] = int(ray.get(done[0]))
+                try:
+                    status[job.name] = int(ray.get(done[0]))
+                except ray.exceptions.RayError as error:  # a lost worker or node: a failed run, retried like any
+                    print(f"soar bench: {job.name} failed in Ray: {str(error).splitlines()[0]}", file=sys.stderr)
+                    status[job.name] = -1
                 if on_done is not None:
                     on_done(job, status[job.name])
                 bar.update()

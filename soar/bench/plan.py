@@ -36,6 +36,11 @@ SMOKE_SETTINGS = {"learning_starts": 500, "cost_every": 500, "eval_every": 1000,
 SELECTION_SEED_BASE = 1000
 
 
+def clip_text(clip: float) -> str:
+    """A clip value as run names and command lines write it: short, exact (``repr``) and ``inf``."""
+    return "inf" if clip == float("inf") else f"{clip:g}" if float(f"{clip:g}") == clip else repr(float(clip))
+
+
 def budget_steps(env_id: str, budget: str) -> int:
     """Environment steps of one run of ``env_id`` at ``budget`` (``smoke``, ``short`` or ``paper``)."""
     if budget not in BUDGETS:
@@ -75,7 +80,9 @@ class Sweep:
         if any(int(c) != c or c < 1 for c in self.critics):
             raise ValueError(f"critics must be integers >= 1, got {list(self.critics)}")
         if any(not c >= 0 for c in self.std_clips):
-            raise ValueError(f"std clips must be >= 0, got {list(self.std_clips)}")
+            raise ValueError(f"std clips must be >= 0 (inf: no clip), got {list(self.std_clips)}")
+        if len(self.std_clips) > 1 and max(self.critics) == 1:
+            raise ValueError("several std clips but no critics > 1: a clip only applies to SOAR's ensemble")
         if int(self.seeds) != self.seeds or self.seeds < 1:
             raise ValueError(f"seeds must be an integer >= 1, got {self.seeds!r}")
         if int(self.selection_seeds) != self.selection_seeds or self.selection_seeds < 1:
@@ -134,7 +141,7 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        clip = "" if self.std_clip is None else f"-clip{self.std_clip:g}"
+        clip = "" if self.std_clip is None else f"-clip{clip_text(self.std_clip)}"
         return f"{self.env_id}/{self.method}-L{self.critics}{clip}-s{self.seed}"
 
     @property
@@ -154,7 +161,7 @@ def selection_runs(sweep: Sweep) -> list[RunSpec]:
 
 def evaluation_runs(sweep: Sweep, chosen: dict[tuple[str, str, int], float]) -> list[RunSpec]:
     """Stage 2: every (env, method, L) on the evaluation seeds, L > 1 with its clip from ``chosen``
-    (the only clip when one was given)."""
+    (the only clip when one was given); a group whose clip is not chosen yet is left out."""
     runs = []
     for env_id in sweep.envs:
         for method in sweep.methods:
@@ -162,12 +169,22 @@ def evaluation_runs(sweep: Sweep, chosen: dict[tuple[str, str, int], float]) -> 
                 if critics == 1:
                     clip = None
                 elif sweep.selects:
+                    if (env_id, method, critics) not in chosen:
+                        continue  # its selection has not finished (see unchosen_groups)
                     clip = chosen[(env_id, method, critics)]
                 else:
                     clip = sweep.std_clips[0]
                 runs += [RunSpec(env_id, method, critics, clip, seed, "evaluation", sweep.steps[env_id],
                                  sweep.demos_for(env_id), sweep.trajectories) for seed in range(sweep.seeds)]
     return runs
+
+
+def unchosen_groups(sweep: Sweep, chosen: dict[tuple[str, str, int], float]) -> list[tuple[str, str, int]]:
+    """The (env, method, L > 1) groups of a selecting sweep that have no clip in ``chosen``."""
+    if not sweep.selects:
+        return []
+    return [(e, m, c) for e in sweep.envs for m in sweep.methods for c in sweep.critics
+            if c > 1 and (e, m, c) not in chosen]
 
 
 def train_command(run: RunSpec, folder: str, budget: str) -> list[str]:
@@ -180,7 +197,7 @@ def train_command(run: RunSpec, folder: str, budget: str) -> list[str]:
             "--trajectories", str(run.trajectories), "--steps", str(run.steps), "--seed", str(run.seed),
             "--threads", "1", "--no-progress", "--out", folder]
     if run.std_clip is not None:
-        argv += ["--std-clip", f"{run.std_clip:g}"]
+        argv += ["--std-clip", clip_text(run.std_clip)]
     if budget == "smoke":
         for name, value in SMOKE_SETTINGS.items():
             if name == "bc_steps" and run.method != "csil" or name == "discriminator_steps" and run.method not in (

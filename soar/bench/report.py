@@ -26,8 +26,8 @@ from agents import plotting
 from agents.checkpoints import write_text_atomic
 from agents.logger import read_log
 from soar.bench import stats
-from soar.bench.plan import RunSpec, Sweep, evaluation_runs
-from soar.bench.sweep import read_choices, run_folder
+from soar.bench.plan import RunSpec, Sweep, evaluation_runs, unchosen_groups
+from soar.bench.sweep import is_finished, read_choices, run_folder
 
 
 @dataclass(frozen=True)
@@ -49,18 +49,19 @@ class RunResult:
 
 
 def load_results(out: Path) -> tuple[Sweep, list[RunResult], list[RunSpec]]:
-    """The sweep in ``out``, its evaluation runs that have evaluations, and the evaluation runs missing."""
+    """The sweep in ``out``, its finished evaluation runs, and the evaluation runs missing (failed or unfinished)."""
     out = Path(out)
     if not (out / "bench.json").is_file():
         raise ValueError(f"{out} holds no benchmark sweep (no bench.json); run soar bench --out {out} first")
     sweep = Sweep.from_json(json.loads((out / "bench.json").read_text()))
     chosen = read_choices(out)
-    if sweep.selects and not chosen:
-        raise ValueError(f"{out}: the selection stage has not finished (no selection.json); rerun soar bench")
     results, missing = [], []
+    for env_id, method, critics in unchosen_groups(sweep, chosen):  # their clip is not chosen yet
+        missing += [RunSpec(env_id, method, critics, None, seed, "evaluation", sweep.steps[env_id],
+                            sweep.demos_for(env_id), sweep.trajectories) for seed in range(sweep.seeds)]
     for spec in evaluation_runs(sweep, chosen):
         folder = run_folder(out, spec)
-        if not (folder / "logs" / "eval.csv").exists():
+        if not is_finished(out, spec):  # failed or still running: its last evaluation is not a final return
             missing.append(spec)
             continue
         rows = read_log(folder / "logs" / "eval.csv")
@@ -112,20 +113,23 @@ def tables(sweep: Sweep, results: list[RunResult], missing: list[RunSpec]) -> st
         if critics == 1 or not base:
             continue
         ratio = stats.steps_ratio([(r.steps, r.returns) for r in base], [(r.steps, r.returns) for r in members])
-        soar_steps = "not reached" if ratio["soar_steps"] is None else str(ratio["soar_steps"])
+        soar_steps = "not reached" if ratio["soar_steps"] is None else f"{ratio['soar_steps']:,}"
         value = "-" if ratio["ratio"] is None else f"{ratio['ratio']:.2f}"
-        ratio_lines.append(f"| {env_id} | {method} | {critics} | {ratio['target']:.0f} | {ratio['base_steps'] or '-'} | "
-                           f"{soar_steps} | {value} |")
+        ratio_lines.append(f"| {env_id} | {method} | {critics} | {ratio['target']:.0f} | {ratio['base_budget']:,} | "
+                           f"{ratio['base_steps']:,} | {soar_steps} | {value} |")
     if ratio_lines:
         lines += ["", "## Steps SOAR needs to reach its base method's final return", "",
-                  "On mean curves over the evaluation seeds; the paper's claim is a ratio of about 0.5.", "",
-                  "| environment | method | L | base final return | base steps to it | SOAR steps to it | ratio |",
-                  "|---|---|---|---|---|---|---|", *ratio_lines]
+                  "On mean curves over the evaluation seeds: the base's final mean return, the steps SOAR's mean "
+                  "curve needs to reach it, and their ratio to the base's budget (the paper's claim: about 0.5). "
+                  "'base first at' is where the base's own curve first reached that return.", "",
+                  "| environment | method | L | base final return | base budget | base first at | SOAR steps to it "
+                  "| ratio |", "|---|---|---|---|---|---|---|---|", *ratio_lines]
     if missing:
-        lines += ["", f"**Missing runs ({len(missing)})**, not in the tables: "
-                  + ", ".join(spec.name for spec in missing)]
+        lines += ["", f"**Missing runs ({len(missing)})**, failed or unfinished, not in the tables: "
+                  + ", ".join(spec.name + (" (clip not chosen yet)" if spec.critics > 1 and spec.std_clip is None
+                                         else "") for spec in missing)]
     lines += ["", f"Sweep: {json.dumps(sweep.to_json())}. Final return: the last deterministic evaluation "
-              "(10 episodes by default); normalised: final return / the demonstrations' mean return. Intervals: "
+              "(eval_episodes episodes, 10 by default); normalised: final return / the demonstrations' mean return. Intervals: "
               "95% percentile bootstrap (scipy.stats.bootstrap, 5000 resamples), runs resampled within each "
               "environment; '-' where every environment has one run."]
     return "\n".join(lines) + "\n"

@@ -32,17 +32,21 @@ def stratified_interval(
     """Percentile bootstrap interval of ``statistic`` over all runs, resampling within each task.
 
     ``tasks`` holds one sequence of run scores per task; ``statistic(values, axis)`` is
-    computed on all tasks' runs pooled. ``(nan, nan)`` when there is nothing to resample
-    (every task has one run).
+    computed on all tasks' runs pooled. A task with one run enters every resample as it is;
+    ``(nan, nan)`` when there is nothing to resample (every task has one run).
     """
-    samples = tuple(np.asarray(t, dtype=np.float64) for t in tasks if len(t))
-    if not samples or all(len(s) < 2 for s in samples):
+    samples = [np.asarray(t, dtype=np.float64) for t in tasks if len(t)]
+    varying = tuple(s for s in samples if len(s) > 1)
+    # A task with one run is the same in every resample (scipy refuses a one-element sample): it stays fixed.
+    fixed = np.concatenate([s for s in samples if len(s) == 1]) if len(varying) < len(samples) else np.zeros(0)
+    if not varying:
         return math.nan, math.nan
 
     def pooled(*resampled: np.ndarray, axis: int = -1) -> np.ndarray:
-        return statistic(np.concatenate(resampled, axis=axis), axis=axis)
+        constant = np.broadcast_to(fixed, (*resampled[0].shape[:-1], len(fixed)))
+        return statistic(np.concatenate([*resampled, constant], axis=-1), axis=-1)
 
-    result = stats.bootstrap(samples, pooled, confidence_level=confidence, n_resamples=resamples, method="percentile",
+    result = stats.bootstrap(varying, pooled, confidence_level=confidence, n_resamples=resamples, method="percentile",
                              vectorized=True, paired=False, rng=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
@@ -70,17 +74,19 @@ def mean_curve(runs: Sequence[tuple[Sequence[int], Sequence[float]]]) -> tuple[n
 
 def steps_ratio(base: Sequence[tuple[Sequence[int], Sequence[float]]],
                 soar: Sequence[tuple[Sequence[int], Sequence[float]]]) -> dict[str, float | int | None]:
-    """How many environment steps SOAR needs to reach its base method's final return, against the base's.
+    """How many environment steps SOAR needs to reach its base method's final return.
 
-    On mean curves over seeds: ``target`` is the base's final mean return, ``base_steps``
-    the first evaluation where the base's mean curve reaches it, ``soar_steps`` SOAR's;
-    ``ratio = soar_steps / base_steps`` (the paper's "about half" is 0.5; ``None`` if SOAR
-    never reaches it).
+    On mean curves over seeds: ``target`` is the base's final mean return (at its last
+    evaluation, ``base_budget`` steps); ``soar_steps`` the first evaluation where SOAR's
+    mean curve reaches it. ``ratio = soar_steps / base_budget`` (the paper's "about half
+    the steps" is 0.5; ``None`` if SOAR never reaches it). ``base_steps`` is where the
+    base's own mean curve first reached that return (a base that peaked earlier and fell
+    back reached it before its budget).
     """
     base_steps, base_curve = mean_curve(base)
     soar_steps, soar_curve = mean_curve(soar)
     target = float(base_curve[-1])
-    reached_base = first_step_reaching(base_steps, base_curve, target)
     reached_soar = first_step_reaching(soar_steps, soar_curve, target)
-    return {"target": target, "base_steps": reached_base, "soar_steps": reached_soar,
-            "ratio": None if reached_soar is None or not reached_base else reached_soar / reached_base}
+    budget = int(base_steps[-1])
+    return {"target": target, "base_budget": budget, "base_steps": first_step_reaching(base_steps, base_curve, target),
+            "soar_steps": reached_soar, "ratio": None if reached_soar is None or not budget else reached_soar / budget}

@@ -11,7 +11,9 @@ Output folder::
 Interrupted, the same command resumes: finished runs are skipped, unfinished ones resume
 from their last checkpoint (``soar train --resume``). A run that fails is retried once
 (resuming); one that fails again is listed in ``failed.json`` and makes the command fail,
-naming it, after every other run of its stage has finished.
+naming it, after every other run has finished. A group (environment, method, L > 1) whose
+selection runs did not all finish chooses no clip and runs no evaluation seed until a later
+command completes them; the other groups go on.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from agents.checkpoints import write_text_atomic
 from agents.logger import read_log
 from agents.run_folder import RunLock, prepare_output_dir
 from soar.bench import launch
-from soar.bench.plan import RunSpec, Sweep, evaluation_runs, selection_runs, train_command
+from soar.bench.plan import (
+    RunSpec, Sweep, clip_text, evaluation_runs, selection_runs, train_command, unchosen_groups,
+)
 
 #: SAC steps per second of stable-baselines3 on one core here (README, "SAC with L critic pairs").
 SB3_STEPS_PER_SECOND = 90
@@ -113,17 +117,19 @@ def _run_stage(out: Path, sweep: Sweep, runs: list[RunSpec], launcher: str, addr
 
 
 def choose_clips(out: Path, sweep: Sweep) -> dict[tuple[str, str, int], float]:
-    """Per (env, method, L > 1), the clip with the best mean final return on the selection seeds (ties: the
-    first given); writes ``selection.json``. Only the selection runs are read."""
+    """Per (env, method, L > 1) whose selection runs all finished, the clip with the best mean final return on
+    the selection seeds (ties: the first given); writes ``selection.json``. Only selection runs are read."""
     runs = selection_runs(sweep)
+    incomplete = {run.group for run in runs if not is_finished(out, run)}
     finals: dict[tuple[str, str, int], dict[float, list[float]]] = {}
     for run in runs:
-        finals.setdefault(run.group, {}).setdefault(run.std_clip, []).append(final_return(run_folder(out, run)))
+        if run.group not in incomplete:  # a group chooses once all its selection runs finished
+            finals.setdefault(run.group, {}).setdefault(run.std_clip, []).append(final_return(run_folder(out, run)))
     chosen = {group: max(sweep.std_clips, key=lambda clip: (np.mean(by_clip[clip]), -sweep.std_clips.index(clip)))
               for group, by_clip in finals.items()}
     record = [{"env": env_id, "method": method, "critics": critics, "chosen": chosen[(env_id, method, critics)],
                "selection_seeds": sorted({r.seed for r in runs}),
-               "final_returns": {f"{clip:g}": values for clip, values in by_clip.items()}}
+               "final_returns": {clip_text(clip): values for clip, values in by_clip.items()}}
               for (env_id, method, critics), by_clip in finals.items()]
     write_text_atomic(Path(out) / "selection.json", json.dumps(record, indent=1) + "\n")
     return chosen
@@ -155,16 +161,16 @@ def run_sweep(sweep: Sweep, out: str | Path, launcher: str = "local", address: s
     lock = RunLock(out).acquire()
     try:
         _open_folder(out, sweep)
-        failed = _run_stage(out, sweep, selection_runs(sweep), launcher, address, workers, progress)
-        if failed:
-            _record_failures(out, failed)
-            raise SweepFailed(_failure_message(out, failed, "selection"))
+        # A group whose selection runs failed is held back; every other group goes on to its evaluation runs.
+        failed_selection = _run_stage(out, sweep, selection_runs(sweep), launcher, address, workers, progress)
         chosen = choose_clips(out, sweep) if sweep.selects else {}
         runs = evaluation_runs(sweep, chosen)
-        failed = _run_stage(out, sweep, runs, launcher, address, workers, progress)
+        failed = failed_selection + _run_stage(out, sweep, runs, launcher, address, workers, progress)
         if failed:
             _record_failures(out, failed)
-            raise SweepFailed(_failure_message(out, failed, "evaluation"))
+            held = ", ".join(f"{e} {m} L={c}" for e, m, c in unchosen_groups(sweep, chosen))
+            raise SweepFailed(_failure_message(out, failed) + (f"; no clip chosen (so not run) for {held}" if held
+                                                               else ""))
         (out / "failed.json").unlink(missing_ok=True)
         return SweepResult(runs, chosen)
     finally:
@@ -175,7 +181,7 @@ def _record_failures(out: Path, names: list[str]) -> None:
     write_text_atomic(out / "failed.json", json.dumps(sorted(names), indent=1) + "\n")
 
 
-def _failure_message(out: Path, names: list[str], stage: str) -> str:
+def _failure_message(out: Path, names: list[str]) -> str:
     logs = ", ".join(str(out / "runs" / name) + ".log" for name in names)
-    return (f"{len(names)} {stage} run(s) failed twice: {', '.join(names)} (logs: {logs}); the other runs are kept, "
+    return (f"{len(names)} run(s) failed twice: {', '.join(names)} (logs: {logs}); the other runs are kept, "
             "and the same command retries these")
