@@ -97,6 +97,13 @@ def test_train_commands_leave_out_what_a_run_does_not_use(tmp_path):
     from soar.cli import build_parser
 
     build_parser().parse_args(argv)  # soar train takes it
+    # A folder that holds a run is resumed with its stored settings, the budget restated.
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "config.json").write_text("{}")
+    argv = train_command(soar_run, str(tmp_path / "b"), "smoke")
+    assert argv[:3] == ["train", "--resume", str(tmp_path / "b")] and argv[argv.index("--steps") + 1] == "2000"
+    assert "--std-clip" not in argv and "--set" not in argv
+    build_parser().parse_args(argv)
 
 
 @pytest.mark.parametrize("kwargs, problem", [
