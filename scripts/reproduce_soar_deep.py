@@ -188,9 +188,17 @@ def report(suite: Suite, name: str, runs: Path, out: Path) -> str:
             best.append(max(returns.values()))
             expert = json.loads((folder / "expert.json").read_text())["return_mean"]
             reached = [step for step, value in sorted(returns.items()) if value >= 0.9 * expert]
-            to_90.append(f"{reached[0] / 1000:g}k" if reached else f"not by {max(returns) / 1000:g}k")
+            if set(returns) == {0}:  # bc: no environment step
+                to_90.append("at 0 steps" if reached else "no env steps")
+            else:
+                to_90.append(f"{reached[0] / 1000:g}k" if reached else f"not by {max(returns) / 1000:g}k")
             timing = read_log(folder / "logs" / "time.csv") if (folder / "logs" / "time.csv").exists() else []
-            if timing:
+            progress = folder / "checkpoint" / "progress.json"
+            if not timing and progress.exists():  # a run that logs no time: its last checkpoint's clock
+                timing = [json.loads(progress.read_text())]
+            if timing and int(timing[-1]["step"]) == 0:  # bc: the fit and one evaluation
+                walls.append(f"{timing[-1]['elapsed_seconds'] / 60:.0f} min")
+            elif timing:
                 walls.append(f"{timing[-1]['elapsed_seconds'] / 60:.0f} min to {int(timing[-1]['step']) // 1000}k")
         cells = [method, "-" if method in NO_CRITICS else str(critics), str(seeds)]
         for s in suite.report_steps:

@@ -147,7 +147,8 @@ def run_dagger(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demo
                                          config.bc_batch, rng)
                 metrics = {"train/bc_negative_log_likelihood": nll, "train/dataset_size": len(data["obs"])}
             if metrics or run.schedule.evaluates_at(state["step"]):  # the count beside every evaluation too
-                run.logger.log(state["step"], {**metrics, "train/expert_queries": state["queries"]})
+                run.logger.log(state["step"], {**metrics, "train/expert_queries": state["queries"],
+                                               "time/elapsed_seconds": run.logger.elapsed_seconds()})
             run.after_step(state["step"], deployed, save)
             if run.schedule.checkpoints_at(state["step"]):  # as SAC does: a checkpoint ends the episode
                 obs, _ = env.reset(seed=episode_seed(config.seed, state["step"]))
