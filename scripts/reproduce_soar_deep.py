@@ -118,9 +118,16 @@ def claim(folder: Path) -> RunLock | None:
     claims = folder.parent / ".claims" / folder.name
     claims.mkdir(parents=True, exist_ok=True)
     try:
-        return RunLock(claims).acquire()
+        held = RunLock(claims).acquire()
     except ValueError:
         return None
+    if folder.is_dir():  # a soar train process started by hand (or an older driver) holds the folder itself
+        try:
+            RunLock(folder).acquire().release()
+        except ValueError:
+            held.release()
+            return None
+    return held
 
 
 def run_jobs(work: list[tuple[Job, Path]], jobs: int) -> None:

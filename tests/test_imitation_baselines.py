@@ -408,3 +408,10 @@ def test_two_drivers_never_start_the_same_run(tmp_path):
     again = driver.claim(folder)
     assert again is not None
     again.release()
+    # A run folder in use by a soar train process is skipped too.
+    from agents.run_folder import RunLock
+
+    folder.mkdir(parents=True)
+    with RunLock(folder):
+        assert driver.claim(folder) is None
+    assert driver.claim(folder) is not None
