@@ -226,3 +226,10 @@ def gap_scale(axes: Sequence["Axes"], values: np.ndarray | Sequence, decades: in
         axis.yaxis.set_minor_locator(
             ticker.SymmetricalLogLocator(base=10, linthresh=floor, subs=np.arange(2, 10)))
     return floor
+
+
+def steps_in_thousands(axis: "Axes") -> None:
+    """Label ``axis``'s x ticks as 50k, 100k, ... (six-digit step counts collide otherwise)."""
+    from matplotlib import ticker
+
+    axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value / 1000:g}k" if value else "0"))

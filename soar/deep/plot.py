@@ -106,15 +106,15 @@ def plot_runs(runs: list[Run], path: Path) -> None:
     figure, axes = plotting.new_figure(1, len(environments), width=8 * len(environments), height=4)
     for axis, env_id in zip(axes[0], environments):
         seeds, clipped = [], False
-        for (env, method, critics), curve in summary.items():
-            if env != env_id:
-                continue
+        panel = [(key, curve) for key, curve in summary.items() if key[0] == env_id]
+        for index, ((env, method, critics), curve) in enumerate(panel):
+            color = f"C{index % 10}"  # one colour per group, whether drawn as a curve or as a level
             variant = "" if method not in SAC_METHODS else f" SOAR L={critics}" if critics > 1 else " base (L=1)"
             label = f"{method}{variant} ({plotting.count_text(curve.seeds, 'seeds')})"
             if curve.steps.tolist() == [0]:  # bc: one evaluation, no environment step learnt from
-                axis.axhline(curve.mean[0], linestyle=":", linewidth=1.5, label=f"{label}, no env steps")
+                axis.axhline(curve.mean[0], color=color, linestyle=":", linewidth=1.5, label=f"{label}, no env steps")
                 continue
-            line, = axis.plot(curve.steps, curve.mean, label=label)
+            line, = axis.plot(curve.steps, curve.mean, color=color, label=label)
             if curve.seeds > 1:
                 low, high = plotting.clipped_band(curve.mean, curve.half, curve.lowest, curve.highest)
                 plotting.draw_band(axis, curve.steps, low, high, line.get_color())
@@ -124,6 +124,7 @@ def plot_runs(runs: list[Run], path: Path) -> None:
         axis.axhline(expert, color="black", linestyle="--", linewidth=1, label=f"expert ({expert:.0f})")
         axis.set_title(env_id)
         axis.set_xlabel("environment steps used for learning")
+        plotting.steps_in_thousands(axis)
         axis.set_ylabel("deterministic return")
         axis.grid(alpha=0.3)
         extra = []
