@@ -226,7 +226,8 @@ class TrainingRun:
                 shutil.copyfile(kept, temporary)
         else:
             self.policy_path.unlink(missing_ok=True)  # evaluated after the checkpoint: redone
-        self.logger.rewind(self.start_step, elapsed_seconds=state["elapsed_seconds"])
+        # Without a checkpoint even the rows of step 0 are redone (a run killed before its first one).
+        self.logger.rewind(self.start_step if folder is not None else None, elapsed_seconds=state["elapsed_seconds"])
         self.evaluations = [
             {"step": row["step"], **{k: row[k] for k in (*EVAL_KEYS, "expert_fraction") if k in row}}
             for row in self.logger.read("eval")

@@ -13,7 +13,8 @@ before each checkpoint). A run resumed from the checkpoint at step ``S`` calls
 a last line torn by the kill leave the CSV files, and TensorBoard is told to forget
 events after ``S`` by a ``SessionLog.START`` event at step ``S + 1`` (what torch's
 ``SummaryWriter(purge_step=S + 1)`` writes; TensorBoard then discards older events
-from step ``S + 1`` on).
+from step ``S + 1`` on). A run with no checkpoint to resume from rewinds with ``None``
+and forgets every row, those of step 0 included.
 
 No torch here: TensorBoard files are written with the tensorboard package's own writer.
 """
@@ -149,11 +150,11 @@ class _Table:
         self.handle.flush()
         self.last_step = step
 
-    def rewind(self, step: int) -> None:
+    def rewind(self, step: int | None) -> None:
         self.close()
         if self.path.exists():
             columns, rows, torn = _read_table(self.path)
-            kept = [row for row in rows if int(row[0]) <= step]
+            kept = [] if step is None else [row for row in rows if int(row[0]) <= step]
             if torn or len(kept) != len(rows):
                 _write_table(self.path, columns, kept)
             self.columns = columns
@@ -242,7 +243,7 @@ class RunLogger:
             fsync_path(self.tensorboard_dir)
         fsync_path(self.log_dir)
 
-    def rewind(self, step: int, elapsed_seconds: float | None = None) -> None:
+    def rewind(self, step: int | None, elapsed_seconds: float | None = None) -> None:
         """Forget what was logged after ``step``, where a resumed run restarts.
 
         Parameters
@@ -250,20 +251,22 @@ class RunLogger:
         step:
             The step of the checkpoint the run resumes from; rows with a larger step
             and a torn last line leave every CSV (each rewritten atomically), and
-            TensorBoard gets a purge event at ``step + 1``.
+            TensorBoard gets a purge event at ``step + 1``. ``None`` (no checkpoint: the
+            run starts over) forgets every row, those logged at step 0 included.
         elapsed_seconds:
             Where the clock of :meth:`elapsed_seconds` continues from; by default the
             last ``time/elapsed_seconds`` logged at or before ``step`` (0 if none).
         """
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
-            raise ValueError(f"step must be an integer >= 0, got {step!r}")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0):
+            raise ValueError(f"step must be None or an integer >= 0, got {step!r}")
         for path in sorted(self.log_dir.glob("*.csv")):
-            self._table(path.stem).rewind(int(step))
+            self._table(path.stem).rewind(None if step is None else int(step))
         if self._writer is not None:
             from tensorboard.compat.proto import event_pb2
 
             start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
-            self._writer.add_event(event_pb2.Event(step=int(step) + 1, wall_time=time.time(), session_log=start))
+            purge_from = 0 if step is None else int(step) + 1
+            self._writer.add_event(event_pb2.Event(step=purge_from, wall_time=time.time(), session_log=start))
             self._writer.flush()
         if elapsed_seconds is None:
             namespace, name = split_key(ELAPSED_KEY)

@@ -191,6 +191,31 @@ def test_resume_without_a_checkpoint_forgets_everything_evaluated(tmp_path):
         assert not (tmp_path / "policy.pt").exists() and steps(tmp_path / "logs" / "eval.csv") == []
 
 
+def test_resume_without_a_checkpoint_redoes_the_rows_of_step_0(tmp_path):
+    # What DAgger and BC log before their first checkpoint: a kill there must not leave a second step-0 row.
+    with make_run(tmp_path) as run:
+        run.resume()
+        run.logger.log(0, {"train/expert_queries": 0})
+        run.after_step(100, lambda: ConstantPolicy(1.0), lambda folder: None)  # killed before the checkpoint at 200
+    with make_run(tmp_path) as run:
+        assert run.resume() is None
+        run.logger.log(0, {"train/expert_queries": 0})
+    assert steps(tmp_path / "logs" / "train.csv") == [0]
+    assert steps(tmp_path / "logs" / "eval.csv") == []
+
+
+def test_rewind_to_none_forgets_every_row_and_purges_tensorboard_from_step_0(tmp_path):
+    with RunLogger(tmp_path) as logger:
+        logger.log(0, {"train/loss": 1.0})
+        logger.log(10, {"train/loss": 2.0})
+    with RunLogger(tmp_path) as logger:
+        logger.rewind(None)
+        assert logger.elapsed_seconds() < 1.0
+        logger.log(0, {"train/loss": 3.0})
+    assert (tmp_path / "logs" / "train.csv").read_text().splitlines() == ["step,loss", "0,3.0"]
+    assert scalars(tmp_path / "tensorboard")["train/loss"] == [(0, 3.0)]
+
+
 def test_schedule():
     schedule = Schedule(total_steps=450, eval_every=100, checkpoint_every=200)
     assert schedule.evaluation_steps() == [100, 200, 300, 400, 450]
