@@ -195,25 +195,27 @@ def run_one(
     check_choice(algo, "algo", ALGORITHMS)
     budget, seed = check_non_negative_int(budget, "budget"), check_non_negative_int(seed, "seed")
     game = setting.game
+    # The oracle's answers and the learner's own draws (rollouts, opponents, sampled iterate) get
+    # independent streams: one seed for both would replay the same uniforms in each, tying the
+    # expert's answers to the states the learner happened to draw.
+    oracle = ExpertOracle(setting.expert, seed=seed)
+    run_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
     start = time.perf_counter()
     if algo == "bc":
         data = expert_dataset(game, setting.expert, budget, seed=seed)
         results = [(f"bc-{default}", bc(game, data, default=default), 0) for default in ("uniform", "first")]
     elif algo == "mail-bro":
         iterations = budget // game.num_players
-        result = mail_bro(game, ExpertOracle(setting.expert, seed=seed), iterations, seed=seed, num_log_points=2)
+        result = mail_bro(game, oracle, iterations, seed=run_seed, num_log_points=2)
         results = [("mail-bro", result, iterations)]
     elif algo == "mail-warm":
         iterations = budget // queries_per_episode_round(game)  # episodes per deviator
-        # The oracle's answers and the explorer's episodes get independent streams.
-        run_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
-        result = mail_warm(game, ExpertOracle(setting.expert, seed=seed), iterations, bonus_scale=bonus_scale,
-                           seed=run_seed, num_log_points=2)
+        result = mail_warm(game, oracle, iterations, bonus_scale=bonus_scale, seed=run_seed, num_log_points=2)
         results = [("mail-warm", result, iterations)]
     else:
         iterations = budget // queries_per_iteration(game, inner, inner_episodes)
-        result = murmail(game, ExpertOracle(setting.expert, seed=seed), iterations, inner=inner,
-                         inner_episodes=inner_episodes, seed=seed, num_log_points=2)
+        result = murmail(game, oracle, iterations, inner=inner, inner_episodes=inner_episodes, seed=run_seed,
+                         num_log_points=2)
         results = [("murmail" if inner == "ucbvi" else f"murmail-{inner}", result, iterations)]
     seconds = time.perf_counter() - start
     rows = []

@@ -354,3 +354,21 @@ def test_rows_name_their_algorithm(row_algo, algo):
 def test_panel_titles_keep_their_names():
     assert experiment.panel_key({"game": "random-zero-sum"}) == "random zero-sum"
     assert experiment.panel_key({"game": "grid-race"}) == "grid race"
+
+
+@pytest.mark.parametrize("algo, function", [("mail-bro", "mail_bro"), ("murmail", "murmail"),
+                                            ("mail-warm", "mail_warm")])
+def test_the_oracle_and_the_learner_draw_from_different_streams(monkeypatch, algo, function):
+    # One seed for both would replay the oracle's uniforms in the learner's rollouts.
+    seen = {}
+
+    def capture(game, oracle, iterations, **kwargs):
+        seen["oracle"] = oracle._rng.random(64)
+        seen["learner"] = np.random.default_rng(kwargs["seed"]).random(64)
+        raise StopIteration
+
+    monkeypatch.setattr(experiment, function, capture)
+    setting = experiment.make_setting("lower-bound", 2.0)
+    with pytest.raises(StopIteration):
+        experiment.run_one(setting, algo, 100, seed=3)
+    assert not np.allclose(seen["oracle"], seen["learner"])
