@@ -81,6 +81,13 @@ class TanhGaussianActor(nn.Module):
         self.register_buffer("scale", (action_high - action_low) / 2)
         self.register_buffer("offset", (action_high + action_low) / 2)
 
+    @classmethod
+    def for_spaces(cls, observation_space, action_space, hidden: tuple[int, ...]) -> "TanhGaussianActor":
+        """An actor for 1-D Box observations and a bounded Box action space (SAC's and BC's)."""
+        low = torch.as_tensor(action_space.low, dtype=torch.float32).reshape(-1)
+        high = torch.as_tensor(action_space.high, dtype=torch.float32).reshape(-1)
+        return cls(observation_space.shape[0], low.numel(), tuple(hidden), low, high)
+
     def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and standard deviation of the pre-tanh Gaussian."""
         features = self.trunk(obs)

@@ -309,9 +309,7 @@ class SAC:
         self.rng = np.random.default_rng(seed)
         self.env.action_space.seed(seed)
 
-        low = torch.as_tensor(env.action_space.low, dtype=torch.float32)
-        high = torch.as_tensor(env.action_space.high, dtype=torch.float32)
-        self.actor = TanhGaussianActor(self.obs_dim, self.act_dim, tuple(hidden), low, high).to(self.device)
+        self.actor = TanhGaussianActor.for_spaces(env.observation_space, env.action_space, hidden).to(self.device)
         self.critic = EnsembleMLP(2 * self.num_critics, self.obs_dim + self.act_dim, tuple(hidden), 1).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.learn_alpha = alpha == "auto"

@@ -13,6 +13,7 @@ so the two never share a seed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from soar.deep.config import SAC_METHODS
@@ -189,8 +190,6 @@ def unchosen_groups(sweep: Sweep, chosen: dict[tuple[str, str, int], float]) -> 
 
 def train_command(run: RunSpec, folder: str, budget: str) -> list[str]:
     """``soar train`` arguments (after ``python -m soar``) for ``run`` in ``folder``; a resume if it holds one."""
-    import os
-
     if os.path.exists(os.path.join(folder, "config.json")):
         return ["train", "--resume", folder, "--steps", str(run.steps), "--no-progress", "--threads", "1"]
     argv = ["train", "--env", run.env_id, "--method", run.method, "--critics", str(run.critics), "--demos", run.demos,

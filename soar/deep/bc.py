@@ -51,10 +51,7 @@ def maximum_likelihood(policy: TanhGaussianActor, optimizer: torch.optim.Optimiz
 def new_policy(env: gym.Env, hidden: tuple[int, ...], seed: int, device: torch.device) -> TanhGaussianActor:
     """A fresh actor of SAC's architecture for ``env``'s spaces, initialised from ``seed``."""
     torch.manual_seed(seed)
-    low = torch.as_tensor(env.action_space.low, dtype=torch.float32)
-    high = torch.as_tensor(env.action_space.high, dtype=torch.float32)
-    return TanhGaussianActor(env.observation_space.shape[0], env.action_space.shape[0], tuple(hidden), low,
-                             high).to(device)
+    return TanhGaussianActor.for_spaces(env.observation_space, env.action_space, hidden).to(device)
 
 
 def _save_fit(staging: Path, policy: GaussianPolicy, nll: float) -> None:
