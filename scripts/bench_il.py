@@ -1,7 +1,7 @@
 """Speed of the whole deep imitation loop: ML-IRL (state-action) on Hopper-v5, L = 1 and L = 4 critics.
 
     python scripts/bench_il.py [--quick] [--repeats 3] [--timed-steps 3000] [--warmup-updates 1000]
-                               [--natural-eval] [--markdown FILE] [--note TEXT]
+                               [--natural-eval] [--precision highest|medium] [--markdown FILE] [--note TEXT]
 
 Runs ``soar.deep.loop.train`` itself (``ml-irl-sa``, Hopper-v5, the bundled expert's first
 trajectory, the default settings: batch 100, lr 1e-3, alpha 0.2, 256x256 networks, one
@@ -72,6 +72,8 @@ def _one_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+    # Both libraries alike: 'medium' lets oneDNN run float32 matmuls in bfloat16 where the CPU has it (AMX).
+    torch.set_float32_matmul_precision(os.environ.get("BENCH_MATMUL_PRECISION", "highest"))
 
 
 def child_ours(critics: int, learning_starts: int, warmup: int, timed: int, natural_eval: bool) -> dict:
@@ -240,6 +242,7 @@ def run_child(kind: str, critics: int, args: argparse.Namespace) -> dict:
     spec = {"kind": kind, "critics": critics, "learning_starts": args.learning_starts,
             "warmup": args.warmup_updates, "timed": args.timed_steps, "natural_eval": args.natural_eval}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "BENCH_MATMUL_PRECISION": args.precision,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     busy0, own0, begin = cpu_busy_seconds()[0], own_cpu_seconds(), time.perf_counter()
     out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
@@ -311,6 +314,9 @@ def main() -> None:
     parser.add_argument("--learning-starts", type=int, default=LEARNING_STARTS, help="random steps first (default 1000)")
     parser.add_argument("--natural-eval", action="store_true",
                         help="evaluate on the plain environment (young policies fall early) instead of full-length episodes")
+    parser.add_argument("--precision", choices=("highest", "medium"), default="highest",
+                        help="torch float32 matmul precision in every configuration (soar train's "
+                        "--matmul-precision); 'medium' runs matmuls in bfloat16 on CPUs with AMX (default: %(default)s)")
     parser.add_argument("--markdown", type=Path, help="also write the report to this file")
     parser.add_argument("--note", default="", help="a line about the machine to print with the results "
                         "(e.g. what else was running)")
@@ -341,7 +347,8 @@ def main() -> None:
         f"({args.warmup_updates} warm-up gradient steps, {args.timed_steps} timed), {args.repeats} interleaved repeat(s); "
         f"events (cost update, evaluation) at step {end_step}, amortised over the reference cadence "
         f"(cost update and evaluation every {COST_EVERY}, checkpoint every {CHECKPOINT_EVERY} steps); "
-        f"evaluation episodes: {'the plain environment' if args.natural_eval else 'full length (1000 steps)'}."
+        f"evaluation episodes: {'the plain environment' if args.natural_eval else 'full length (1000 steps)'}; "
+        f"float32 matmul precision {args.precision}."
         + (" QUICK MODE: a check that the script works, not a measurement." if quick else ""))
     if args.note:
         say()

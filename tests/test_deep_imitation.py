@@ -641,6 +641,21 @@ def test_soar_train_settings_precedence(tmp_path, captured_config, options, expe
     assert dataclasses.asdict(config) == {**layered, "env_id": "InvertedPendulum-v5", "method": method}
 
 
+@pytest.mark.parametrize("precision", ["medium", "highest"])
+def test_soar_train_sets_the_matmul_precision_for_the_run(tmp_path, monkeypatch, precision):
+    seen = []
+    monkeypatch.setattr(deep_loop, "run_training", lambda *args, **kwargs: seen.append(
+        torch.get_float32_matmul_precision()) or TrainResult(None, None, [], tmp_path))
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")
+        main(["train", "--env", "InvertedPendulum-v5", "--out", str(tmp_path), "--no-progress",
+              "--matmul-precision", precision])
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert seen == [precision]
+
+
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):
     """A tiny run made by ``soar train`` on the registered toy environment."""
