@@ -460,12 +460,17 @@ class SAC:
 
     # ------------------------------------------------------------- learning
     def new_episode(self, seed: int | None = None) -> None:
-        """End the current episode (as a time-limit truncation would) and reset the environment with ``seed``."""
-        self._end_episode()
+        """Cut the current episode short (as a time-limit truncation would) and reset the environment with ``seed``.
+
+        The cut episode's transitions stay in the replay buffer, but it is not a complete
+        episode: :meth:`recent_episodes` leaves it out (a cost update compares whole
+        episodes with the expert's).
+        """
+        self._end_episode(complete=False)
         self._obs, _ = self.env.reset(seed=seed)
 
-    def _end_episode(self) -> None:
-        if self.num_timesteps > self.episode_start:
+    def _end_episode(self, complete: bool = True) -> None:
+        if complete and self.num_timesteps > self.episode_start:
             self.completed_episodes.append((self.episode_start, self.num_timesteps))
             del self.completed_episodes[:-MAX_EPISODES_KEPT]
         self.episode_start = self.num_timesteps

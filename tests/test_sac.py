@@ -173,6 +173,11 @@ def test_recent_episodes_read_back_the_learners_transitions_and_survive_a_restor
     torch.save(state, tmp_path / "older.pt")
     older = small_agent(seed=3).restore(tmp_path / "older.pt")
     assert older.num_timesteps == 450 and older.episode_start == 450 and older.completed_episodes == []
+    # An episode cut short (as at a checkpoint) is not a complete one: the cost update never sees it.
+    agent.new_episode(seed=5)
+    agent.learn(100)
+    assert agent.completed_episodes == [(0, 200), (200, 400)] and agent.episode_start == 450
+    assert len(agent.recent_episodes(5)) == 2
     # The noise generator's state belongs to a kind of device: another kind is refused by name.
     state["generator_device"] = "cuda"
     torch.save(state, tmp_path / "gpu.pt")
