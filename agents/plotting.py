@@ -233,3 +233,22 @@ def steps_in_thousands(axis: "Axes") -> None:
     from matplotlib import ticker
 
     axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value / 1000:g}k" if value else "0"))
+
+
+def evaluation_grid(step_lists: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Common x-axis for runs evaluated at different steps, and where each run stands on it.
+
+    Runs of one group evaluate at the same steps unless a soar train run's ``--cost-rollouts`` made a seed's
+    step count jump past an evaluation multiple (the evaluation is then logged where the
+    jump landed, a different step for each seed). The grid is every step some run
+    evaluated at, from the last run's first evaluation to the first run's last one; a run's
+    value at a grid step is its latest evaluation at or before it (what the agent was at
+    that step). Returns the grid and, per run, the index of that evaluation in its steps.
+    Runs with identical steps get exactly those steps.
+    """
+    step_lists = [np.asarray(steps, dtype=np.int64) for steps in step_lists]
+    low = max(int(steps[0]) for steps in step_lists)
+    high = min(int(steps[-1]) for steps in step_lists)
+    union = np.unique(np.concatenate(step_lists))
+    grid = union[(union >= low) & (union <= high)]
+    return grid, [np.searchsorted(steps, grid, side="right") - 1 for steps in step_lists]

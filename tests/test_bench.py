@@ -69,6 +69,18 @@ def test_steps_ratio_on_hand_made_curves():
     assert never["soar_steps"] is None and never["ratio"] is None
 
 
+def test_seeds_evaluated_at_different_steps_meet_on_one_grid():
+    # --cost-rollouts makes each seed's evaluations land on its own steps; none may be dropped.
+    a = ([0, 5000, 10000, 17000, 20000], [0, 10, 20, 30, 40])
+    b = ([0, 5000, 12000, 15000, 20000, 21000], [0, 30, 50, 70, 90, 95])
+    grid, curve = stats.mean_curve([a, b])
+    assert grid.tolist() == [0, 5000, 10000, 12000, 15000, 17000, 20000]
+    # a carried forward: 0 10 20 20 20 30 40; b: 0 30 30 50 70 70 90.
+    assert curve.tolist() == [0, 20, 25, 35, 45, 50, 65]
+    same = stats.mean_curve([([10, 20], [1.0, 2.0]), ([10, 20], [3.0, 6.0])])
+    assert same[0].tolist() == [10, 20] and same[1].tolist() == [2.0, 4.0]
+
+
 # ------------------------------------------------------------------------------------------- plans
 def test_clips_are_chosen_on_seeds_never_reported():
     sweep = Sweep(("Hopper-v5",), ("ml-irl-sa", "csil"), (1, 4), (1.0, 10.0), seeds=3, selection_seeds=2,

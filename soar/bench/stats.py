@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import stats
 
+from agents.plotting import evaluation_grid
+
 
 def iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
     """Interquartile mean along ``axis``: the mean after trimming 25% at each end."""
@@ -66,10 +68,11 @@ def first_step_reaching(steps: Sequence[int], curve: Sequence[float], target: fl
 
 
 def mean_curve(runs: Sequence[tuple[Sequence[int], Sequence[float]]]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over runs at the steps every run evaluated."""
-    common = sorted(set.intersection(*(set(int(s) for s in steps) for steps, _ in runs)))
-    table = np.array([[dict(zip((int(s) for s in steps), values))[s] for s in common] for steps, values in runs])
-    return np.array(common), table.mean(axis=0)
+    """Mean over runs on their common grid (:func:`agents.plotting.evaluation_grid`: each run's
+    latest evaluation at every step some run evaluated at)."""
+    grid, at = evaluation_grid([steps for steps, _ in runs])
+    table = np.array([np.asarray(values, dtype=np.float64)[i] for (_, values), i in zip(runs, at)])
+    return grid, table.mean(axis=0)
 
 
 def steps_ratio(base: Sequence[tuple[Sequence[int], Sequence[float]]],

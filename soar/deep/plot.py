@@ -61,7 +61,7 @@ def _column(rows: list[dict], key: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Curve:
-    """A group's learning curve over its seeds, at the steps every seed reached.
+    """A group's learning curve over its seeds, on their common grid (:func:`agents.plotting.evaluation_grid`).
 
     ``half`` is the 95% t-interval's half-width; ``lowest`` and ``highest`` the extreme
     episode returns any seed had there (NaN where not logged): the band stays within them.
@@ -82,13 +82,12 @@ def summarise(runs: list[Run]) -> dict[tuple[str, str, int], Curve]:
         groups.setdefault(run.group, []).append(run)
     summary = {}
     for group, members in sorted(groups.items()):
-        common = sorted(set.intersection(*(set(m.steps.tolist()) for m in members)))
-        at = [[list(m.steps).index(s) for s in common] for m in members]
+        common, at = plotting.evaluation_grid([m.steps for m in members])
         table = np.array([m.returns[i] for m, i in zip(members, at)])
         # fmin/fmax skip NaN (a log that predates the column): a step no seed logged stays NaN, unbounded.
         lowest = np.fmin.reduce(np.array([m.lowest[i] for m, i in zip(members, at)]), axis=0)
         highest = np.fmax.reduce(np.array([m.highest[i] for m, i in zip(members, at)]), axis=0)
-        summary[group] = Curve(np.array(common), table.mean(axis=0), plotting.t_half_width(table), len(members),
+        summary[group] = Curve(common, table.mean(axis=0), plotting.t_half_width(table), len(members),
                                lowest, highest)
     return summary
 
