@@ -88,7 +88,9 @@ class TrainConfig:
     hidden: tuple[int, ...] = setting((256, 256), parse=positive_int, help="hidden widths of actor and critics")
     buffer_size: int = setting(1_000_000, parse=positive_int, help="replay capacity", applies=_SAC)
     learning_starts: int = setting(1000, parse=non_negative_int, help="uniformly random steps before learning", applies=_SAC)
-    cost_every: int = setting(5000, parse=positive_int, help="SAC interaction steps between cost updates (--cost-rollouts steps, though counted, do not advance it)", applies=_COST)
+    cost_every: int = setting(5000, parse=positive_int, applies=_COST,
+                              help="SAC interaction steps between cost updates (--cost-rollouts steps, though "
+                              "counted, do not advance it)")
     cost_episodes: int = setting(10, parse=positive_int,
                                  help="learner episodes a cost update learns from (its most recent ones)",
                                  applies=(lambda c: c.cost_rollouts == 0 and _COST[0](c),
