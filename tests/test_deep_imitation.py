@@ -769,3 +769,46 @@ def test_minari_dataset_made_by_its_data_collector_loads_as_demonstrations(tmp_p
         load_expert("minari:soartest/line/pushes-v0", "Line", 5)
     with pytest.raises(ValueError, match="cannot load the Minari dataset 'soartest/line/missing-v0'"):
         load_expert("minari:soartest/line/missing-v0", "Line", 1)
+
+
+# -------------------------------------------------- 6. --device cuda (runs where a GPU is)
+def check_device_run(tmp_path, monkeypatch, method, device):
+    """A run on ``device`` keeps networks and minibatches there, checkpoints, and resumes there."""
+    seen = set()
+    sample = SAC.sample_minibatch
+
+    def placed(self):
+        batch = sample(self)
+        seen.update({x.device.type for x in batch} | {p.device.type for p in self.critic.parameters()}
+                    | {p.device.type for p in self.actor.parameters()})
+        return batch
+
+    monkeypatch.setattr(SAC, "sample_minibatch", placed)
+    settings = tiny(device=device, cost_every=20, eval_every=30, checkpoint_every=60, log_every=30)
+    first = train(Line(), method, expert_demos(), out=tmp_path, steps=60, **settings)
+    resumed = train(Line(), method, expert_demos(), out=tmp_path, steps=120, **settings)
+    assert seen == {device}
+    assert progress_step(tmp_path) == 120 and resumed.history[: len(first.history)] == first.history
+    assert all(math.isfinite(row["return_mean"]) for row in resumed.history)
+    assert isinstance(load_policy(tmp_path / "final_policy.pt").predict(np.zeros(1, np.float32))[0], np.ndarray)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("method", METHODS)
+def test_a_run_on_cuda_stays_there_and_resumes(tmp_path, monkeypatch, method):
+    check_device_run(tmp_path, monkeypatch, method, "cuda")
+
+
+def test_the_device_check_itself_on_the_cpu(tmp_path, monkeypatch):
+    # The same check where every machine can run it, so the CUDA test's logic is exercised everywhere.
+    check_device_run(tmp_path, monkeypatch, "ml-irl-sa", "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_the_critic_ensemble_computes_the_same_values_on_cuda():
+    agent = SAC(Line(), num_critics=3, hidden=(16, 16), batch_size=8, learning_starts=0, device="cpu")
+    on_gpu = type(agent.critic)(6, 2, (16, 16), 1).to("cuda")
+    on_gpu.load_state_dict(agent.critic.state_dict())
+    obs, actions = torch.randn(3, 8, 1), torch.rand(3, 8, 1) * 2 - 1
+    torch.testing.assert_close(agent.pair_values(on_gpu, obs.cuda(), actions.cuda()).cpu(),
+                               agent.pair_values(agent.critic, obs, actions), rtol=1e-4, atol=1e-5)
