@@ -18,6 +18,7 @@ import torch
 from agents.demonstrations import save_demonstrations
 from agents.logger import read_log
 from agents.networks import TanhGaussianActor
+from agents.run_folder import RunLock
 from agents.sac import SAC
 from soar.cli import main
 from soar.deep import dagger as dagger_module
@@ -409,9 +410,9 @@ def test_two_drivers_never_start_the_same_run(tmp_path):
     assert again is not None
     again.release()
     # A run folder in use by a soar train process is skipped too.
-    from agents.run_folder import RunLock
-
     folder.mkdir(parents=True)
     with RunLock(folder):
         assert driver.claim(folder) is None
-    assert driver.claim(folder) is not None
+    last = driver.claim(folder)
+    assert last is not None
+    last.release()
