@@ -119,7 +119,9 @@ class TrainingRun:
     config:
         The run's settings, a dataclass built with :func:`agents.config.setting`:
         written to ``config.json``, and checked against it when resuming (a changed
-        setting not marked ``resumable`` raises ``ValueError`` naming it).
+        setting not marked ``resumable`` raises ``ValueError`` naming it). In a folder
+        with a checkpoint it replaces ``config.json`` only once :meth:`resume` has read
+        that checkpoint.
     schedule:
         When to evaluate and checkpoint.
     eval_env, eval_episodes, eval_seed:
@@ -162,20 +164,23 @@ class TrainingRun:
     def _open(self, config: Any, schedule: Schedule, eval_env: Any, eval_episodes: int, eval_seed: int,
               reference_return: float | None, title: str, progress: bool, tensorboard: bool) -> None:
         config_path = self.out / "config.json"
-        if config_path.exists():
+        resumable = config_path.exists() and latest_checkpoint(self.out / "checkpoint") is not None
+        if resumable:
             # Only a checkpoint makes the folder a run to continue: a run that stopped before its first one
             # (a bad argument found late, a crash) left nothing to resume and must not block a corrected run.
-            if latest_checkpoint(self.out / "checkpoint") is not None:
-                check_resumable(config_path, config)
-        else:
+            check_resumable(config_path, config)
+        elif not config_path.exists():
             leftovers = [n for n in ("checkpoint", "checkpoint.old", "logs", "policy.pt") if (self.out / n).exists()]
             if leftovers:
                 raise ValueError(
                     f"{self.out} holds {', '.join(leftovers)} but no config.json (a run of an older version?); "
                     "choose another output folder"
                 )
-        # Rewritten on resume too, so that it records changed resumable settings (a longer budget).
-        write_config(config_path, config)
+        # Rewritten on resume too, so that it records changed resumable settings (a longer budget), but only
+        # once resume() has read the checkpoint: a resume that fails changes nothing in the folder.
+        self._config = (config_path, config)
+        if not resumable:
+            self._write_config()
         self.schedule = schedule
         self.eval_env, self.eval_episodes, self.eval_seed = eval_env, int(eval_episodes), int(eval_seed)
         self.title = title
@@ -188,6 +193,9 @@ class TrainingRun:
         self.start_step = 0
         self._progress = progress
         self._bar: tqdm | None = None
+
+    def _write_config(self) -> None:
+        write_config(*self._config)
 
     # ------------------------------------------------------------ resume
     def resume(self, restore: Callable[[Path], T] = _folder) -> T | None:
@@ -219,6 +227,7 @@ class TrainingRun:
                 restored = restore(folder)
             except Exception as error:  # corrupt, truncated, tampered or unsafe (weights_only refuses code)
                 raise ValueError(f"cannot resume from {folder}: {first_line(error)}") from None
+        self._write_config()
         self.start_step = state["step"]
         kept = folder / "policy.pt" if folder is not None else None
         if kept is not None and kept.exists():

@@ -152,7 +152,9 @@ def test_a_changed_setting_is_refused_and_a_resumable_one_accepted(tmp_path, cha
     with pytest.raises(ValueError, match=re.escape(message)):
         make_run(tmp_path, replace(config, **change))
     longer = replace(config, steps=800, checkpoint_every=1000, log_every=10)
-    make_run(tmp_path, longer).close()
+    with make_run(tmp_path, longer) as run:
+        assert json.loads((tmp_path / "config.json").read_text())["steps"] == 400  # until the checkpoint is read
+        run.resume()
     assert json.loads((tmp_path / "config.json").read_text())["steps"] == 800
 
 

@@ -129,6 +129,43 @@ def test_dagger_resumes_exactly(tmp_path, counting_expert):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("method, where", [("bc", "bc fit"), ("csil", "csil BC fit")])
+def test_a_diverging_bc_fit_stops_before_its_checkpoint(tmp_path, method, where):
+    # A learning rate of 1e30 sends the weights to inf within a few Adam steps.
+    settings = dict(TINY, bc_steps=50, bc_lr=1e30)
+    with pytest.raises(FloatingPointError, match=rf"^{where}: non-finite .* \(step 0"):
+        train(Line(), method, expert_demos(), out=tmp_path / "run", **settings)
+    assert not (tmp_path / "run" / "checkpoint").exists() and not (tmp_path / "run" / "final_policy.pt").exists()
+
+
+class PoisonedExpert(CountingExpert):
+    """Labels NaN from its ``after``-th query on: the next DAgger round's fit must stop the run."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+
+    def act(self, obs, deterministic=False, rng=None):
+        action = super().act(obs, deterministic, rng)
+        return action * math.nan if len(self.states) > self.after else action
+
+
+def test_a_nan_in_a_dagger_round_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    expert = PoisonedExpert(after=45)
+    monkeypatch.setattr(dagger_module, "load_expert_policy", lambda source, env_id: expert)
+    settings = dict(TINY, dagger_every=30, dagger_bc_steps=10, eval_every=45, checkpoint_every=45)
+    # Rounds at 30 (clean) and 60 (labels 46-60 are NaN); the checkpoint at 45 holds clean labels only.
+    with pytest.raises(FloatingPointError, match=r"^dagger fit: non-finite negative log-likelihood = nan at fit "
+                                                 r"step 1 of 10 \(step 60;"):
+        train(Line(), "dagger", expert_demos(), out=tmp_path / "d", steps=100, **settings)
+    saved = torch.load(tmp_path / "d" / "checkpoint" / "dagger.pt", weights_only=True)
+    assert saved["step"] == 45 and all(torch.isfinite(t).all() for t in saved["policy"].values())
+    # With a sound expert the run resumes from that checkpoint and finishes.
+    monkeypatch.setattr(dagger_module, "load_expert_policy", lambda source, env_id: CountingExpert())
+    result = train(Line(), "dagger", expert_demos(), out=tmp_path / "d", steps=100, **settings)
+    assert [row["step"] for row in result.history] == [45, 90, 100]
+
+
 # ----------------------------------------------------------------------------------- GAIL, AIRL
 def pair_samples(rng, n, action):
     obs = rng.normal(size=(n, 1)).astype(np.float32) * 0.5

@@ -1,6 +1,7 @@
 """No lost work: files replaced whole, checkpoints that survive crashes, honest resumes, locked run folders,
 outputs checked before compute, Ctrl-C and full disks handled, corrupt checkpoints refused untouched."""
 
+import dataclasses
 import errno
 import json
 import os
@@ -369,10 +370,12 @@ def test_a_corrupt_checkpoint_stops_a_resume_before_logs_or_policy_change(tmp_pa
                           eval_episodes=1, hidden=(8, 8), batch_size=8, learning_starts=50)
     train_expert(config, tmp_path)
     eval_rows, policy = read_log(tmp_path / "logs" / "eval.csv"), (tmp_path / "policy.pt").read_bytes()
+    written = (tmp_path / "config.json").read_text()
     assert [row["step"] for row in eval_rows] == [100, 200, 300]
     agent_file = tmp_path / "checkpoint" / "agent.pt"
     agent_file.write_bytes(agent_file.read_bytes()[:1000])  # truncated
     with pytest.raises(ValueError, match=f"cannot resume from {tmp_path / 'checkpoint'}: "):
-        train_expert(config, tmp_path)
+        train_expert(dataclasses.replace(config, steps=500), tmp_path)  # a longer budget: a resumable change
     assert read_log(tmp_path / "logs" / "eval.csv") == eval_rows
     assert (tmp_path / "policy.pt").read_bytes() == policy
+    assert (tmp_path / "config.json").read_text() == written  # still the run that the checkpoint belongs to

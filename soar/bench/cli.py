@@ -20,6 +20,13 @@ def _demos_pair(text: str) -> tuple[str, str]:
     return env_id, source
 
 
+def _steps_pair(text: str) -> tuple[str, int]:
+    env_id, sep, steps = text.partition("=")
+    if not sep or not env_id or not steps:
+        raise argparse.ArgumentTypeError(f"--steps takes ENV=STEPS (e.g. MyEnv-v0=200k), got {text!r}")
+    return env_id, positive_int(steps)
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add ``bench`` and ``report`` to the ``soar`` command line."""
     bench = commands.add_parser(
@@ -43,6 +50,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--budget", choices=BUDGETS, default="short",
                        help="paper: the SOAR paper's steps (1M-3M), short: 10%% of them, smoke: 2000 steps "
                        "(default: %(default)s)")
+    bench.add_argument("--steps", nargs="+", type=_steps_pair, default=[], metavar="ENV=STEPS", dest="env_steps",
+                       help="steps of one run of ENV instead of the budget's (e.g. MyEnv-v0=200k: an environment "
+                       "without a known budget needs it unless --budget smoke)")
     bench.add_argument("--trajectories", type=positive_int, default=1, help="expert trajectories (default: 1)")
     bench.add_argument("--demos", nargs="+", type=_demos_pair, default=[], metavar="ENV=SOURCE",
                        help="demonstrations for environments without a bundled expert (a file or minari:ID)")
@@ -59,7 +69,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser(
         "report", help="tables and figures of a soar bench sweep",
         description="Final return and expert-normalised score per environment, method and L (mean and IQM with "
-        "95%% stratified bootstrap intervals), the steps SOAR needs to reach its base method's final return, "
+        "95% stratified bootstrap intervals), the steps SOAR needs to reach its base method's final return, "
         "as DIR/report.md, and DIR/curves.png, DIR/aggregate.png, DIR/profiles.png.",
     )
     report.add_argument("dir", type=Path, help="a folder written by soar bench")
@@ -90,7 +100,7 @@ def run_bench(args: argparse.Namespace) -> None:
                   for env_id, source in args.demos)
     try:
         sweep = Sweep(tuple(args.envs), tuple(args.methods), tuple(args.critics), clips, args.seeds,
-                      args.selection_seeds or 2, args.budget, args.trajectories, demos)
+                      args.selection_seeds or 2, args.budget, args.trajectories, demos, tuple(args.env_steps))
     except ValueError as error:
         raise OptionError(str(error)) from None
     start = time.perf_counter()

@@ -50,7 +50,7 @@ def budget_steps(env_id: str, budget: str) -> int:
         return SMOKE_STEPS
     if env_id not in PAPER_STEPS:
         raise ValueError(f"no {budget} budget for {env_id}; environments with one: {', '.join(PAPER_STEPS)} "
-                         "(or use --budget smoke)")
+                         f"(or give its steps, e.g. --steps {env_id}=100000, or use --budget smoke)")
     return PAPER_STEPS[env_id] // (10 if budget == "short" else 1)
 
 
@@ -67,6 +67,7 @@ class Sweep:
     budget: str = "short"
     trajectories: int = 1
     demos: tuple[tuple[str, str], ...] = field(default=())  # (env, source) pairs; the rest use "bundled"
+    env_steps: tuple[tuple[str, int], ...] = field(default=())  # (env, steps) pairs replacing the budget's
 
     def __post_init__(self) -> None:
         for name in ("envs", "methods", "critics", "std_clips"):
@@ -92,16 +93,24 @@ class Sweep:
             raise ValueError(f"at most {SELECTION_SEED_BASE} evaluation seeds")
         if int(self.trajectories) != self.trajectories or self.trajectories < 1:
             raise ValueError(f"trajectories must be an integer >= 1, got {self.trajectories!r}")
-        sources = dict(self.demos)
-        stray = sorted(set(sources) - set(self.envs))
-        if stray:
-            raise ValueError(f"--demos names environments the sweep does not run: {stray}")
-        for env_id in self.envs:
-            budget_steps(env_id, self.budget)
+        for option, pairs in (("--demos", self.demos), ("--steps", self.env_steps)):
+            named = [env_id for env_id, _ in pairs]
+            stray = sorted(set(named) - set(self.envs))
+            if stray:
+                raise ValueError(f"{option} names environments the sweep does not run: {stray}")
+            if len(set(named)) != len(named):
+                raise ValueError(f"{option} names an environment twice: {named}")
+        for env_id, steps in self.env_steps:
+            if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+                raise ValueError(f"--steps {env_id}: steps must be an integer >= 1, got {steps!r}")
+        self.steps  # every environment has a budget (or stops here naming the one without)
 
     @property
     def steps(self) -> dict[str, int]:
-        return {env_id: budget_steps(env_id, self.budget) for env_id in self.envs}
+        """Environment steps of one run per environment: ``env_steps`` where given, else the budget's."""
+        given = dict(self.env_steps)
+        return {env_id: int(given[env_id]) if env_id in given else budget_steps(env_id, self.budget)
+                for env_id in self.envs}
 
     def demos_for(self, env_id: str) -> str:
         return dict(self.demos).get(env_id, "bundled")
@@ -114,14 +123,16 @@ class Sweep:
     def to_json(self) -> dict:
         return {"envs": list(self.envs), "methods": list(self.methods), "critics": list(self.critics),
                 "std_clips": list(self.std_clips), "seeds": self.seeds, "selection_seeds": self.selection_seeds,
-                "budget": self.budget, "trajectories": self.trajectories, "demos": [list(p) for p in self.demos]}
+                "budget": self.budget, "trajectories": self.trajectories, "demos": [list(p) for p in self.demos],
+                "env_steps": [list(p) for p in self.env_steps]}
 
     @classmethod
     def from_json(cls, data: dict) -> "Sweep":
         try:
             return cls(tuple(data["envs"]), tuple(data["methods"]), tuple(int(c) for c in data["critics"]),
                        tuple(float(c) for c in data["std_clips"]), int(data["seeds"]), int(data["selection_seeds"]),
-                       str(data["budget"]), int(data["trajectories"]), tuple(tuple(p) for p in data["demos"]))
+                       str(data["budget"]), int(data["trajectories"]), tuple(tuple(p) for p in data["demos"]),
+                       tuple((str(env_id), int(steps)) for env_id, steps in data.get("env_steps", [])))
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"not a benchmark sweep: {error}") from None
 

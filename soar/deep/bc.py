@@ -10,6 +10,7 @@ the fit CSIL (its reward's ``q``) and DAgger (after every aggregation) share.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import gymnasium as gym
@@ -21,6 +22,7 @@ from agents.harness import Schedule, TrainingRun
 from agents.networks import TanhGaussianActor
 from agents.policies import GaussianPolicy, load_policy
 from agents.sac import resolve_device
+from agents.untrusted import first_non_finite
 from soar.deep.config import TrainConfig
 from soar.deep.results import EVAL_SEED, TrainResult, check_spaces, expert_tensors, write_expert_summary
 
@@ -32,20 +34,33 @@ def inside_box(actions: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> 
 
 
 def maximum_likelihood(policy: TanhGaussianActor, optimizer: torch.optim.Optimizer, obs: torch.Tensor,
-                       actions: torch.Tensor, steps: int, batch_size: int, rng: np.random.Generator) -> float:
+                       actions: torch.Tensor, steps: int, batch_size: int, rng: np.random.Generator,
+                       where: str = "maximum-likelihood fit", step: int = 0) -> float:
     """``steps`` Adam steps on ``-mean log policy(actions | obs)`` over minibatches drawn with replacement.
 
-    Returns the last minibatch's mean negative log-likelihood (``nan`` for ``steps = 0``).
+    Returns the last minibatch's mean negative log-likelihood (``nan`` for ``steps = 0``). A
+    non-finite loss raises ``FloatingPointError`` at the step it appears, before the weights it would
+    poison reach a checkpoint; ``where`` and ``step`` (the run's environment step) name it.
     """
     actions = inside_box(actions, policy.offset - policy.scale, policy.offset + policy.scale)
-    loss = torch.full((), float("nan"))
-    for _ in range(int(steps)):
+    value = float("nan")
+    for fit_step in range(int(steps)):
         index = torch.from_numpy(rng.integers(0, len(obs), batch_size))
         loss = -policy.log_prob(obs[index], actions[index]).mean()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"{where}: non-finite negative log-likelihood = {value} at fit step {fit_step + 1} of {steps} "
+                f"(step {step}; an observation, action or weight became NaN or infinite, or bc_lr is too large); "
+                "stopping (the last checkpoint is intact and the run resumes from it)")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return loss.item()
+    bad = first_non_finite(policy.state_dict())  # the last step's update is not seen by any loss
+    if bad is not None:
+        raise FloatingPointError(f"{where}: non-finite {bad} after {steps} fit steps (step {step}); stopping "
+                                 "(the last checkpoint is intact and the run resumes from it)")
+    return value
 
 
 def new_policy(env: gym.Env, hidden: tuple[int, ...], seed: int, device: torch.device) -> TanhGaussianActor:
@@ -82,7 +97,7 @@ def run_bc(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demonstr
             policy = new_policy(env, config.hidden, config.seed, device)
             optimizer = torch.optim.Adam(policy.parameters(), lr=config.bc_lr)
             nll = maximum_likelihood(policy, optimizer, expert["obs"], expert["actions"], config.bc_steps,
-                                     config.bc_batch, np.random.default_rng(config.seed))
+                                     config.bc_batch, np.random.default_rng(config.seed), where="bc fit")
             deployed = GaussianPolicy(policy.to("cpu").eval(), config.env_id)
 
             run.checkpoint(0, lambda staging: _save_fit(staging, deployed, nll))

@@ -25,8 +25,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "BC, DAgger; --critics 4 is SOAR)",
         description="Imitate expert demonstrations with SAC and a learned reward; --critics 1 is the base method, "
         "--critics 4 SOAR's optimistic critic ensemble (for every method on SAC; bc and dagger train no critic). "
-        "Settings: the defaults below, then the environment's "
-        "YAML file in soar/deep/configs/, then the options given, then --set. Writes config.json, logs/*.csv, "
+        "Settings: the defaults below, then the method's own (gail, airl: discriminator_steps 100; opt-ail: "
+        "critic_optimism 0.001), then the environment's YAML file in soar/deep/configs/ (Hopper-v5: steps "
+        "1000000), then the options given, then --set. Writes config.json, logs/*.csv, "
         "tensorboard/, checkpoint/, policy.pt (best evaluation), final_policy.pt and evaluations.png to --out; "
         "'soar train --resume DIR' continues a killed run (pass its --env too if the stored id names a module "
         "to import, 'module:Env-v0').",
@@ -58,7 +59,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     plot = commands.add_parser("plot", help="learning curves of soar train runs",
                                description="Deterministic return against environment steps of every run folder "
-                               "given, grouped by environment, method and critics (mean and 95%% t-interval over "
+                               "given, grouped by environment, method and critics (mean and 95% t-interval over "
                                "seeds), with the expert's return as a dashed line.")
     plot.add_argument("dirs", type=Path, nargs="+", help="run folders (or folders holding run folders)")
     plot.add_argument("--out", type=Path, required=True, help="figure file (.png or .pdf); an existing one is kept "

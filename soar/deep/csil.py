@@ -66,7 +66,8 @@ class CSIL(CostUpdate):
     def fit(self, obs: torch.Tensor, actions: torch.Tensor) -> float:
         """Maximum likelihood of the expert's pairs; returns the final mean negative log-likelihood."""
         optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.bc_lr)
-        return maximum_likelihood(self.policy, optimizer, obs, actions, self.bc_steps, self.bc_batch, self.rng)
+        return maximum_likelihood(self.policy, optimizer, obs, actions, self.bc_steps, self.bc_batch, self.rng,
+                                  where="csil BC fit")
 
     def reward(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

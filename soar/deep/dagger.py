@@ -101,7 +101,7 @@ def run_dagger(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demo
         write_expert_summary(Path(out), demos)
         if saved is None:
             nll = maximum_likelihood(policy, optimizer, data["obs"], data["labels"], config.bc_steps, config.bc_batch,
-                                     rng)
+                                     rng, where="dagger fit")
             run.logger.log(0, {"train/bc_negative_log_likelihood": nll, "train/expert_queries": 0,
                                "train/dataset_size": len(data["obs"])})
         else:
@@ -144,7 +144,7 @@ def run_dagger(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demo
                         "labels": torch.cat([data["labels"], torch.from_numpy(np.stack(new_labels)).to(device)])}
                 new_obs, new_labels = [], []
                 nll = maximum_likelihood(policy, optimizer, data["obs"], data["labels"], config.dagger_bc_steps,
-                                         config.bc_batch, rng)
+                                         config.bc_batch, rng, where="dagger fit", step=state["step"])
                 metrics = {"train/bc_negative_log_likelihood": nll, "train/dataset_size": len(data["obs"])}
             if metrics or run.schedule.evaluates_at(state["step"]):  # the count beside every evaluation too
                 run.logger.log(state["step"], {**metrics, "train/expert_queries": state["queries"],
