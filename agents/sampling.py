@@ -146,6 +146,35 @@ class OccupancySample(NamedTuple):
     draws: int
 
 
+def _checked_rollout_inputs(
+    joint_transitions: np.ndarray, packed: np.ndarray, num_actions: np.ndarray, initial: np.ndarray, gamma: float,
+    count: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, int]:
+    """The sampler's inputs as the kernels need them; ``ValueError`` naming what disagrees."""
+    count = check_non_negative_int(count, "count")
+    gamma = check_rollout_discount(gamma)
+    num_actions = np.asarray(num_actions, dtype=np.int64)
+    initial = np.ascontiguousarray(initial, dtype=np.float64)
+    joint_transitions, packed = np.asarray(joint_transitions), np.asarray(packed)
+    # The kernel indexes these arrays unchecked: shapes that disagree would read out of bounds.
+    # (Plain Python on the few action counts: numpy's reductions cost more in the algorithms' inner loops.)
+    counts = num_actions.tolist() if num_actions.ndim == 1 else None
+    num_states = initial.shape[0] if initial.ndim == 1 else -1
+    if (
+        counts is None
+        or joint_transitions.ndim != 3
+        or joint_transitions.shape[::2] != (num_states, num_states)
+        or joint_transitions.shape[1] != math.prod(counts)
+        or packed.shape[:2] != (len(counts), num_states)
+        or packed.shape[2] < max(counts, default=0)
+    ):
+        raise ValueError(
+            f"shapes disagree: joint_transitions {joint_transitions.shape} must be (S, prod(num_actions), S), "
+            f"packed {packed.shape} (n, S, max A), num_actions {tuple(num_actions)} (n,) and initial {initial.shape} (S,)"
+        )
+    return joint_transitions, packed, num_actions, initial, gamma, count
+
+
 def sample_occupancy(
     joint_transitions: np.ndarray,
     packed: np.ndarray,
@@ -186,30 +215,80 @@ def sample_occupancy(
         Also take one more step from each kept state and return ``s'`` (implies
         ``with_actions``).
     """
-    count = check_non_negative_int(count, "count")
-    gamma = check_rollout_discount(gamma)
-    num_actions = np.asarray(num_actions, dtype=np.int64)
-    initial = np.ascontiguousarray(initial, dtype=np.float64)
-    joint_transitions, packed = np.asarray(joint_transitions), np.asarray(packed)
-    # The kernel indexes these arrays unchecked: shapes that disagree would read out of bounds.
-    # (Plain Python on the few action counts: numpy's reductions cost more in the algorithms' inner loops.)
-    counts = num_actions.tolist() if num_actions.ndim == 1 else None
-    num_states = initial.shape[0] if initial.ndim == 1 else -1
-    if (
-        counts is None
-        or joint_transitions.ndim != 3
-        or joint_transitions.shape[::2] != (num_states, num_states)
-        or joint_transitions.shape[1] != math.prod(counts)
-        or packed.shape[:2] != (len(counts), num_states)
-        or packed.shape[2] < max(counts, default=0)
-    ):
-        raise ValueError(
-            f"shapes disagree: joint_transitions {joint_transitions.shape} must be (S, prod(num_actions), S), "
-            f"packed {packed.shape} (n, S, max A), num_actions {tuple(num_actions)} (n,) and initial {initial.shape} (S,)"
-        )
+    joint_transitions, packed, num_actions, initial, gamma, count = _checked_rollout_inputs(
+        joint_transitions, packed, num_actions, initial, gamma, count)
     with_actions = bool(with_actions or with_next)
     states, joints, next_states, steps, draws = _geometric_rollouts(
         joint_transitions, packed, num_actions, initial,
         gamma, count, bool(every_state), with_actions, bool(with_next), rng,
     )
     return OccupancySample(states, joints, next_states, int(steps), int(draws))
+
+
+@njit(cache=True)
+def _trajectories(
+    joint_transitions: np.ndarray,
+    packed: np.ndarray,
+    num_actions: np.ndarray,
+    initial: np.ndarray,
+    gamma: float,
+    count: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    lengths = np.empty(count, dtype=np.int64)
+    for i in range(count):
+        lengths[i] = rng.geometric(1.0 - gamma)
+    total = lengths.sum()
+    states = np.empty(total, dtype=np.int64)
+    joints = np.empty(total, dtype=np.int64)
+    next_states = np.empty(total, dtype=np.int64)
+    owner = np.empty(total, dtype=np.int64)
+    n = 0
+    for i in range(count):
+        state = categorical(initial, rng.random())
+        for _ in range(lengths[i]):
+            joint = draw_joint(packed, num_actions, state, rng)
+            following = categorical(joint_transitions[state, joint], rng.random())
+            states[n], joints[n], next_states[n], owner[n] = state, joint, following, i
+            state = following
+            n += 1
+    return states, joints, next_states, owner
+
+
+class TrajectorySample(NamedTuple):
+    """What :func:`sample_trajectories` returns: every transition of every rollout, in order.
+
+    ``trajectory[t]`` is the rollout (0..count-1) transition ``t`` belongs to; the number of
+    transitions is the number of simulator steps taken.
+    """
+
+    states: np.ndarray
+    joint_actions: np.ndarray
+    next_states: np.ndarray
+    trajectory: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return len(self.states)
+
+
+def sample_trajectories(
+    joint_transitions: np.ndarray,
+    packed: np.ndarray,
+    num_actions: np.ndarray,
+    initial: np.ndarray,
+    gamma: float,
+    count: int,
+    rng: np.random.Generator,
+) -> TrajectorySample:
+    """``count`` rollouts of a profile, each of ``Geometric(1 - gamma)`` transitions (mean ``1 / (1 - gamma)``).
+
+    Each starts at ``s_0 ~ initial``; with ``T`` its number of transitions, the states
+    ``s_0 .. s_{T-1}`` it leaves are, summed over rollouts, an unbiased estimate of the
+    (unnormalised) discounted occupancy ``sum_t gamma^t P(s_t = s)``: the rollout reaches
+    step ``t`` with probability ``gamma^t``. The lengths are drawn first, then the rollouts.
+    Arguments as :func:`sample_occupancy`.
+    """
+    joint_transitions, packed, num_actions, initial, gamma, count = _checked_rollout_inputs(
+        joint_transitions, packed, num_actions, initial, gamma, count)
+    return TrajectorySample(*_trajectories(joint_transitions, packed, num_actions, initial, gamma, count, rng))

@@ -7,8 +7,8 @@
    expert concentrability coefficients; then the lower-bound game's expert
    family, whose mixing weight sets the concentrability.
 2. Tabular SOAR-IL on the two-state MDP for L in {1, 2, 3, 5, 10} critics and
-   10 seeds (the same as ``soar tabular --env two-state``), writing a CSV and a
-   plot to ``--out``.
+   10 seeds, the README's reference experiment (``soar tabular --env two-state
+   --occupancy state --iterations 300``), writing a CSV and a plot to ``--out``.
 3. The bundled MuJoCo experts: their demonstrations and a fresh deterministic
    evaluation of the bundled policies; then this toolkit's SAC trained briefly
    on InvertedPendulum-v5 through ``soar expert train`` and rolled out through
@@ -78,8 +78,10 @@ def main() -> None:
             f"{format_number(coefficients.single_policy):>10} {format_number(coefficients.all_policy):>10}"
         )
 
-    print("\nTabular SOAR-IL, two-state MDP (20 actions, gamma 0.99), L = 1, 2, 3, 5, 10 critics, 10 seeds\n")
-    soar_cli.main(["tabular", "--env", "two-state", "--seeds", "10", "--out", str(args.out / "soar_two_state")])
+    print("\nTabular SOAR-IL, two-state MDP (20 actions, gamma 0.99, state-only matching), L = 1, 2, 3, 5, 10 "
+          "critics, 10 seeds\n")
+    soar_cli.main(["tabular", "--env", "two-state", "--occupancy", "state", "--iterations", "300", "--seeds", "10",
+                   "--out", str(args.out / "soar_two_state")])
     print("\nBundled experts (agents/data): stored demonstrations and a fresh evaluation of each policy\n")
     import gymnasium as gym
 

@@ -22,8 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
         "tabular",
         help="tabular SOAR-IL over ensemble sizes and seeds",
         description="Run tabular SOAR-IL for every ensemble size and seed; write a tidy CSV, a plot "
-        "of the true value against MDP samples, and a table of samples and iterations to 95% of "
-        "the expert's value.",
+        "of the true value against model trajectories and iterations, and a table of the trajectories, "
+        "iterations and environment steps to 95% of the expert's value.",
     )
     sweep.add_argument("--critics", type=positive_int, nargs="+", default=[1, 2, 3, 5, 10],
                        help="ensemble sizes L to run (default: %(default)s)")

@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 
 from agents import plotting, records
 from agents.config import (
-    changed_settings, check_applicable, check_settings, non_negative_float, non_negative_or_inf, positive_float,
-    positive_int, setting,
+    changed_settings, check_applicable, check_settings, non_negative_float, non_negative_int, non_negative_or_inf,
+    positive_float, positive_int, setting,
 )
 from envs import mdps
 from envs.markov_game import MarkovGame
@@ -30,7 +30,7 @@ ENVIRONMENTS: dict[str, Callable[[], MarkovGame]] = {
 #: Columns of a sweep CSV and their types.
 CSV_FIELDS = {
     "env": str, "critic": str, "occupancy": str, "optimism": float, "std_clip": float, "num_critics": int, "seed": int,
-    "iteration": int, "samples": int, "env_steps": int, "value": float, "expert_value": float, "cost_loss": float,
+    "iteration": int, "samples": int, "learner_samples": int, "env_steps": int, "value": float, "expert_value": float, "cost_loss": float,
 }
 
 
@@ -55,6 +55,9 @@ class SweepConfig:
                               applies=(lambda c: c.critic == "optimistic", "by the optimistic critic only"))
     iterations: int = setting(100, parse=positive_int, help="primal-dual iterations per run")
     expert_samples: int = setting(100, parse=positive_int, help="expert state-action samples")
+    learner_samples: int = setting(100, parse=non_negative_int,
+                                   help="fresh learner states per iteration for the cost step's occupancy (0: the "
+                                   "models' trajectories instead)")
     cost_step: float = setting(0.9, parse=positive_float, help="cost step size eta_c")
     policy_step: float = setting(4.0, parse=positive_float, help="mirror-descent step size eta")
 
@@ -91,15 +94,16 @@ def run_sweep(
         result = tabular.soar_il(
             mdp, data, num_critics=L, num_iterations=config.iterations,
             cost_step=config.cost_step, policy_step=config.policy_step, optimism=config.optimism, std_clip=config.std_clip,
-            seed=seed, critic=config.critic, occupancy=config.occupancy,
+            seed=seed, critic=config.critic, occupancy=config.occupancy, learner_samples=config.learner_samples,
         )
         h = result.history
         rows.extend([dict(
             env=config.env, critic=config.critic, occupancy=config.occupancy, optimism=config.optimism,
             std_clip=config.std_clip,
-            num_critics=L, seed=seed, iteration=k, samples=n, env_steps=steps, value=value,
+            num_critics=L, seed=seed, iteration=k, samples=n, learner_samples=m, env_steps=steps, value=value,
             expert_value=expert_value, cost_loss=loss,
-        ) for k, n, steps, value, loss in zip(h.iteration, h.samples, h.env_steps, h.value, h.cost_loss)])
+        ) for k, n, m, steps, value, loss in zip(h.iteration, h.samples, h.learner_samples, h.env_steps, h.value,
+                                                 h.cost_loss)])
     return rows
 
 
@@ -135,6 +139,7 @@ class ThresholdRow:
     samples_median: float
     samples_iqr: tuple[float, float]
     iterations_median: float
+    env_steps_median: float
     final_value: float
 
 
@@ -144,19 +149,21 @@ def threshold_table(rows: list[dict], fraction: float = 0.95) -> list[ThresholdR
     fraction = check_interval(fraction, "fraction", 0.0, 1.0, low_open=True)
     table = []
     for L, by_seed in sorted(_runs(rows).items()):
-        samples, iterations, finals = [], [], []
+        samples, iterations, steps, finals = [], [], [], []
         for run in by_seed.values():
             target = fraction * run[0]["expert_value"]
             hits = [row for row in run if row["value"] >= target]
             if hits:
                 samples.append(hits[0]["samples"])
                 iterations.append(hits[0]["iteration"])
+                steps.append(hits[0]["env_steps"])
             finals.append(run[-1]["value"])
         table.append(ThresholdRow(
             L, len(samples), len(by_seed),
             float(np.median(samples)) if samples else float("nan"),
             (float(np.percentile(samples, 25)), float(np.percentile(samples, 75))) if samples else (np.nan, np.nan),
             float(np.median(iterations)) if iterations else float("nan"),
+            float(np.median(steps)) if steps else float("nan"),
             float(np.mean(finals)),
         ))
     return table
@@ -167,17 +174,19 @@ def format_threshold_table(table: list[ThresholdRow], fraction: float = 0.95) ->
     fraction = check_interval(fraction, "fraction", 0.0, 1.0, low_open=True)
     percent = f"{fraction:.0%}"
     lines = [
-        f"| L | runs reaching {percent} | MDP samples to {percent}: median [IQR] | iterations to {percent}: median | final value (mean) |",
-        "|---|---|---|---|---|",
+        f"| L | runs reaching {percent} | model trajectories to {percent}: median [IQR] | iterations to {percent}: "
+        f"median | environment steps to {percent}: median | final value (mean) |",
+        "|---|---|---|---|---|---|",
     ]
     for row in table:
         if row.reached:
             samples = f"{row.samples_median:.0f} [{row.samples_iqr[0]:.0f}, {row.samples_iqr[1]:.0f}]"
-            iterations = f"{row.iterations_median:.0f}"
+            iterations, steps = f"{row.iterations_median:.0f}", f"{row.env_steps_median:,.0f}"
         else:
-            samples = iterations = "never"
+            samples = iterations = steps = "never"
         lines.append(
-            f"| {row.num_critics} | {row.reached}/{row.runs} | {samples} | {iterations} | {row.final_value:.2f} |"
+            f"| {row.num_critics} | {row.reached}/{row.runs} | {samples} | {iterations} | {steps} | "
+            f"{row.final_value:.2f} |"
         )
     return "\n".join(lines)
 
@@ -199,7 +208,7 @@ def plot_sweep(rows: list[dict], path: Path, title: str | None = None) -> None:
     colors = colormaps["viridis"](np.linspace(0, 0.9, len(runs_by_size)))
     expert_value = rows[0]["expert_value"]
     seeds = []
-    for axis, x, label in zip(axes, ("samples", "iteration"), ("MDP samples", "iterations")):
+    for axis, x, label in zip(axes, ("samples", "iteration"), ("model trajectories (L per iteration)", "iterations")):
         for color, (L, by_seed) in zip(colors, runs_by_size):
             runs = list(by_seed.values())
             length = min(len(run) for run in runs)

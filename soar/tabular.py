@@ -5,14 +5,15 @@ that the cost player adapts to separate expert from learner occupancies)::
 
     c <- 0.5; pi uniform; V <- 0
     for k = 1..K:
-        roll L fresh samples (s, a, s') from the learner's occupancy d^pi
+        rho_pi <- M fresh learner states from d^pi (and their actions)
         c <- clip(c - eta_c (rho_E - rho_pi), 0, 1)          # empirical occupancies
-        model l <- sample l (counts N_l, P_l = N_l / sum N_l, uniform where unvisited)
+        for l = 1..L: roll one trajectory of pi; add all its transitions to N_l
+                      (P_l = N_l / sum N_l, uniform where unvisited)
         Q <- clip(c + gamma [mean_l P_l V - optimism clip(std_l P_l V, 0, std_clip)], 0, 1 / (1 - gamma))
         V(s) <- sum_a pi(a | s) Q(s, a)
         pi <- pi exp(-eta Q), renormalised                    # mirror descent
 
-Each of the L models learns from its own samples, so their disagreement
+Each of the L models learns from its own trajectories, so their disagreement
 ``std_l P_l V`` measures how little is known about ``(s, a)``: subtracting it
 (cost form) makes unexplored actions look cheap, and the learner tries them.
 ``L = 1`` is the non-optimistic base method. Two comparison critics replace
@@ -20,12 +21,13 @@ the optimistic one: ``"min"`` (``min_l P_l V``) and ``"ucb"`` (the pooled model
 with a count bonus ``optimism / ((1 - gamma) sqrt(N(s, a)))``). The optimism
 parameters are named as in deep SOAR (:mod:`agents.optimism` explains them once).
 
-An *MDP sample* is one transition ``(s, a, s')`` with ``s`` drawn from the
-learner's normalised discounted occupancy (:func:`agents.sampling.sample_occupancy`:
-a Geometric(1 - gamma)-length rollout, then one more step for ``s'``); ``L``
-samples are drawn per iteration and each feeds one model and the learner's
-occupancy estimate. The history counts both the samples and the environment
-steps (sampled transitions, the last one included) the rollouts took.
+What is counted (the history keeps each): an *MDP sample* is one trajectory of a
+model, ``Geometric(1 - gamma)`` transitions long (:func:`agents.sampling.sample_trajectories`),
+L per iteration. The learner's occupancy comes from ``learner_samples`` fresh states
+``s ~ d^pi`` per iteration (:func:`agents.sampling.sample_occupancy`), counted as
+*learner samples*; with ``learner_samples=0`` it comes from the models' own
+trajectories instead (their visited states are an unbiased estimate of ``d^pi``), at no
+extra cost. *Environment steps* count every sampled transition of both.
 """
 
 from __future__ import annotations
@@ -40,12 +42,12 @@ from tqdm.auto import tqdm
 from agents import tabular
 from agents.interface import TabularCritic, TabularPolicy
 from agents.optimism import check_optimism, optimistic_value
-from agents.sampling import sample_categorical, sample_occupancy
+from agents.sampling import sample_categorical, sample_occupancy, sample_trajectories
 from agents.tabular_demonstrations import TabularDemonstrations
 from envs.markov_game import MarkovGame
 from envs.validation import (
-    check_choice, check_discount, check_non_negative, check_positive, check_positive_int, check_rollout_discount,
-    check_seed,
+    check_choice, check_discount, check_non_negative, check_non_negative_int, check_positive, check_positive_int,
+    check_rollout_discount, check_seed,
 )
 
 CRITICS = ("optimistic", "min", "ucb")
@@ -160,12 +162,13 @@ def mirror_descent_step(policy: np.ndarray, q: np.ndarray, step: float) -> np.nd
 # ----------------------------------------------------------- algorithm
 @dataclass
 class SoarHistory:
-    """Logged points: iteration, cumulative MDP samples and environment steps, the true
-    value of the policy (exact solve, true reward) and the cost-update loss
-    ``<c, rho_E - rho_pi>`` on that iteration's empirical occupancies."""
+    """Logged points: iteration, cumulative MDP samples (model trajectories), learner samples
+    and environment steps, the true value of the policy (exact solve, true reward) and the
+    cost-update loss ``<c, rho_E - rho_pi>`` on that iteration's empirical occupancies."""
 
     iteration: list[int] = field(default_factory=list)
     samples: list[int] = field(default_factory=list)
+    learner_samples: list[int] = field(default_factory=list)
     env_steps: list[int] = field(default_factory=list)
     value: list[float] = field(default_factory=list)
     cost_loss: list[float] = field(default_factory=list)
@@ -226,6 +229,7 @@ def soar_il(
     seed: int | None = 0,
     critic: Literal["optimistic", "min", "ucb"] = "optimistic",
     occupancy: Literal["state-action", "state"] = "state-action",
+    learner_samples: int = 100,
     log_every: int = 1,
     progress: bool = False,
 ) -> SoarResult:
@@ -240,8 +244,9 @@ def soar_il(
         Expert states and actions (:func:`sample_expert_data`, or any
         :class:`~agents.tabular_demonstrations.TabularDemonstrations` of one player).
     num_critics:
-        L, the number of empirical models; each takes one fresh learner sample
-        per iteration. ``1`` with ``critic="optimistic"`` is the base method.
+        L, the number of empirical models; each takes every transition of one fresh
+        learner trajectory per iteration. ``1`` with ``critic="optimistic"`` is the
+        base method.
     num_iterations:
         K, the number of primal-dual iterations.
     cost_step, policy_step:
@@ -257,6 +262,9 @@ def soar_il(
         ``"optimistic"`` (mean - optimism std), ``"min"`` or ``"ucb"``.
     occupancy:
         Match ``"state-action"`` or ``"state"`` occupancies.
+    learner_samples:
+        Fresh states ``s ~ d^pi`` per iteration for the learner's occupancy in the cost
+        step (the research code's 100); ``0``: the models' trajectories instead.
     log_every:
         Log the history every this many iterations (and at the last one).
     progress:
@@ -272,6 +280,7 @@ def soar_il(
     num_critics, optimism, std_clip = check_optimism(num_critics, optimism, std_clip)
     num_iterations = check_positive_int(num_iterations, "num_iterations")
     log_every = check_positive_int(log_every, "log_every")
+    learner_samples = check_non_negative_int(learner_samples, "learner_samples")
     cost_step, policy_step = check_positive(cost_step, "cost_step"), check_positive(policy_step, "policy_step")
     check_choice(critic, "critic", CRITICS)
     check_choice(occupancy, "occupancy", OCCUPANCIES)
@@ -286,21 +295,27 @@ def soar_il(
     values = np.zeros(num_states)
     counts = np.zeros((num_critics, num_states, num_actions, num_states))
     history = SoarHistory()
-    samples = env_steps = 0
+    samples = learner_count = env_steps = 0
+    action_counts = np.array([num_actions])
     for k in tqdm(range(1, num_iterations + 1), disable=not progress, desc=f"SOAR L={num_critics}", leave=False):
-        # One player, so the sampler's flat joint actions are the learner's actions.
-        sample = sample_occupancy(
-            mdp.joint_transitions, policy[None], np.array([num_actions]), mdp.initial, gamma, num_critics, rng,
-            with_next=True,
-        )
-        states, actions = sample.states, sample.joint_actions
+        packed = policy[None]  # one player: the sampler's flat joint actions are the learner's actions
+        if learner_samples:
+            fresh = sample_occupancy(mdp.joint_transitions, packed, action_counts, mdp.initial, gamma, learner_samples,
+                                     rng, with_actions=True)
+            learner_count += learner_samples
+            env_steps += fresh.steps
+            learner_occupancy = _empirical_occupancy(fresh.states, fresh.joint_actions, shape, state_only)
+        trajectories = sample_trajectories(mdp.joint_transitions, packed, action_counts, mdp.initial, gamma,
+                                           num_critics, rng)
         samples += num_critics
-        env_steps += sample.steps
-        learner_occupancy = _empirical_occupancy(states, actions, shape, state_only)
+        env_steps += trajectories.steps
+        if not learner_samples:
+            learner_occupancy = _empirical_occupancy(trajectories.states, trajectories.joint_actions, shape, state_only)
         cost_loss = float(np.sum(cost * (expert_occupancy - learner_occupancy)))
         cost = np.clip(cost - cost_step * (expert_occupancy - learner_occupancy), 0.0, 1.0)
 
-        counts[np.arange(num_critics), states, actions, sample.next_states] += 1.0
+        np.add.at(counts, (trajectories.trajectory, trajectories.states, trajectories.joint_actions,
+                           trajectories.next_states), 1.0)
         if critic != "ucb" or k == num_iterations:
             next_values = empirical_models(counts) @ values
         if critic == "ucb":
@@ -316,6 +331,7 @@ def soar_il(
         if k % log_every == 0 or k == num_iterations:
             history.iteration.append(k)
             history.samples.append(samples)
+            history.learner_samples.append(learner_count)
             history.env_steps.append(env_steps)
             history.value.append(policy_value(mdp, policy))
             history.cost_loss.append(cost_loss)

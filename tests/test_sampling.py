@@ -5,7 +5,9 @@ import pytest
 from scipy import stats
 
 from agents import tabular
-from agents.sampling import categorical, cumulative_table, draw, sample_categorical, sample_occupancy
+from agents.sampling import (
+    categorical, cumulative_table, draw, sample_categorical, sample_occupancy, sample_trajectories,
+)
 from envs import games, mdps
 
 
@@ -96,6 +98,39 @@ def test_trajectory_samples_keep_every_state_of_consecutive_rollouts():
     assert sample.steps == int((~restarts).sum())
     # Rollouts have Geometric(0.1) states: mean length 10.
     assert 5_000 / restarts.sum() == pytest.approx(10.0, rel=0.1)
+
+
+def test_whole_trajectories_are_consecutive_and_their_states_follow_the_occupancy():
+    mdp = mdps.river_swim(gamma=0.8)
+    policy = np.tile([0.3, 0.7], (mdp.num_states, 1))
+    count = 5_000
+    sample = sample_trajectories(mdp.joint_transitions, tabular.pack_policies(mdp, [policy]),
+                                 np.asarray(mdp.num_actions), mdp.initial, mdp.gamma, count, np.random.default_rng(3))
+    owner = sample.trajectory
+    assert np.all(np.diff(owner) >= 0) and set(np.unique(owner)) == set(range(count))  # none is empty
+    same = owner[1:] == owner[:-1]
+    # Within a rollout each transition starts where the previous one ended.
+    assert np.array_equal(sample.next_states[:-1][same], sample.states[1:][same])
+    # Geometric(1 - gamma) transitions each: mean 1 / (1 - gamma) = 5, so 5 count steps in all.
+    lengths = np.bincount(owner)
+    assert sample.steps == len(sample.states) and lengths.mean() == pytest.approx(5.0, rel=0.03)
+    histogram = np.bincount(np.minimum(lengths, 12), minlength=13)[1:]  # lengths 1..11, then 12 or more
+    geometric = stats.geom(0.2)
+    expected = np.r_[geometric.pmf(np.arange(1, 12)), geometric.sf(11)]
+    assert within_binomial_band(histogram, expected)
+    # The states a rollout leaves, pooled, are distributed as the normalised discounted occupancy.
+    exact = tabular.occupancy(mdp, [policy])
+    assert within_binomial_band(np.bincount(sample.states, minlength=mdp.num_states), exact, width=6)
+    # Each rollout starts from the initial distribution; actions follow the policy; s' the transition row.
+    starts = sample.states[np.r_[True, ~same]]
+    assert within_binomial_band(np.bincount(starts, minlength=mdp.num_states), mdp.initial)
+    pairs = np.zeros((mdp.num_states, 2))
+    np.add.at(pairs, (sample.states, sample.joint_actions), 1.0)
+    assert within_binomial_band(pairs.ravel(), (exact[:, None] * policy).ravel(), width=6)
+    s, a = np.unravel_index(np.argmax(pairs), pairs.shape)
+    chosen = (sample.states == s) & (sample.joint_actions == a)
+    assert within_binomial_band(np.bincount(sample.next_states[chosen], minlength=mdp.num_states),
+                                mdp.transitions[s, a])
 
 
 def test_joint_actions_of_a_two_player_profile():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from agents import tabular as solvers
-from agents.sampling import sample_occupancy
+from agents.sampling import sample_occupancy, sample_trajectories
 from agents.tabular_demonstrations import TabularDemonstrations
 from envs import mdps
 from soar import cli, experiment
@@ -31,38 +31,53 @@ def test_empirical_models_are_uniform_where_unvisited():
     np.testing.assert_allclose(models[1, 0], [1 / 3] * 3)
 
 
-def test_single_critic_without_optimism_is_plain_mirror_descent():
+@pytest.mark.parametrize("L, learner_samples, optimism", [(1, 7, 0.0), (1, 0, 0.0), (3, 7, 0.5), (3, 0, 0.5)])
+def test_the_loop_written_out_with_plain_numpy(L, learner_samples, optimism):
     mdp = mdps.river_swim()
     expert = soar.optimal_policy(mdp)
     data = soar.sample_expert_data(mdp, expert, 50, seed=1)
-    result = soar.soar_il(mdp, data, num_critics=1, num_iterations=30, optimism=0.0, seed=7)
-    # The same loop written out with one empirical model and no ensemble statistics.
+    result = soar.soar_il(mdp, data, num_critics=L, num_iterations=30, optimism=optimism, seed=7,
+                          learner_samples=learner_samples)
+    # The loop written out: one count table per model, each fed every transition of its own trajectory.
+    # The samplers are tested on their own (tests/test_sampling.py), so this reuses them with the same generator.
     rng = np.random.default_rng(7)
     S, A, gamma = mdp.num_states, 2, mdp.gamma
     expert_occ = np.zeros((S, A))
     np.add.at(expert_occ, (data.states, data.actions[:, 0]), 1 / len(data))
     cost, policy, values = np.full((S, A), 0.5), np.full((S, A), 0.5), np.zeros(S)
-    counts = np.zeros((S, A, S))
+    counts = np.zeros((L, S, A, S))
+    steps = 0
     for _ in range(30):
-        s, a, s_next, _, _ = sample_occupancy(mdp.transitions, policy[None], np.array([A]), mdp.initial, gamma, 1, rng,
-                                              with_next=True)
+        if learner_samples:
+            fresh = sample_occupancy(mdp.transitions, policy[None], np.array([A]), mdp.initial, gamma,
+                                     learner_samples, rng, with_actions=True)
+            steps += fresh.steps
+        paths = sample_trajectories(mdp.transitions, policy[None], np.array([A]), mdp.initial, gamma, L, rng)
+        steps += len(paths.states)
+        visited = fresh if learner_samples else paths
         learner_occ = np.zeros((S, A))
-        learner_occ[s[0], a[0]] = 1.0
+        for s, a in zip(visited.states, visited.joint_actions):
+            learner_occ[s, a] += 1
+        learner_occ /= len(visited.states)
         cost = np.clip(cost - 0.9 * (expert_occ - learner_occ), 0, 1)
-        counts[s[0], a[0], s_next[0]] += 1
-        totals = counts.sum(axis=2, keepdims=True)
-        model = np.where(totals > 0, counts / np.maximum(totals, 1), 1 / S)
-        q = np.clip(cost + gamma * model @ values, 0, 1 / (1 - gamma))
+        for l, s, a, s_next in zip(paths.trajectory, paths.states, paths.joint_actions, paths.next_states):
+            counts[l, s, a, s_next] += 1
+        totals = counts.sum(axis=3, keepdims=True)
+        models = np.where(totals > 0, counts / np.maximum(totals, 1), 1 / S)
+        backups = models @ values  # (L, S, A)
+        q = np.clip(cost + gamma * (backups.mean(axis=0) - optimism * backups.std(axis=0)), 0, 1 / (1 - gamma))
         values = (policy * q).sum(axis=1)
         policy = policy * np.exp(-4.0 * q)
         policy /= policy.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(result.policy, policy, atol=1e-12)
     np.testing.assert_allclose(result.cost, cost, atol=1e-12)
-    assert result.critic.q.shape == (1, S, A)
-    np.testing.assert_allclose(result.critic.q[0], q, atol=1e-12)
-    # With one critic the std is 0, so optimism changes nothing.
-    again = soar.soar_il(mdp, data, num_critics=1, num_iterations=30, optimism=5.0, seed=7)
-    np.testing.assert_allclose(again.policy, result.policy, atol=1e-12)
+    np.testing.assert_allclose(result.critic.q, np.clip(cost + gamma * backups, 0, 1 / (1 - gamma)), atol=1e-12)
+    assert result.history.samples[-1] == 30 * L and result.history.learner_samples[-1] == 30 * learner_samples
+    assert result.history.env_steps[-1] == steps
+    if L == 1:  # one critic: the std is 0, so optimism changes nothing
+        again = soar.soar_il(mdp, data, num_critics=1, num_iterations=30, optimism=5.0, seed=7,
+                             learner_samples=learner_samples)
+        np.testing.assert_allclose(again.policy, result.policy, atol=1e-12)
 
 
 @pytest.mark.parametrize("critic", soar.CRITICS)
@@ -150,14 +165,17 @@ def test_bad_inputs_raise_clear_errors(kwargs, message):
 
 def test_threshold_table_on_hand_made_runs():
     def run(L, seed, values):
-        return [dict(num_critics=L, seed=seed, iteration=k + 1, samples=(k + 1) * L, value=v, expert_value=10.0)
-                for k, v in enumerate(values)]
+        return [dict(num_critics=L, seed=seed, iteration=k + 1, samples=(k + 1) * L, env_steps=(k + 1) * 100 + L,
+                     value=v, expert_value=10.0) for k, v in enumerate(values)]
 
     rows = run(1, 0, [1, 9.6, 10]) + run(1, 1, [1, 2, 3]) + run(2, 0, [9.5, 10, 10])
     table = {row.num_critics: row for row in experiment.threshold_table(rows)}
     assert (table[1].reached, table[1].runs, table[1].samples_median, table[1].iterations_median) == (1, 2, 2, 2)
     assert (table[2].samples_median, table[2].iterations_median) == (2, 1)
+    assert (table[1].env_steps_median, table[2].env_steps_median) == (201, 102)
     assert table[1].final_value == pytest.approx(6.5)
+    text = experiment.format_threshold_table(experiment.threshold_table(rows))
+    assert "| 1 | 1/2 | 2 [2, 2] | 2 | 201 | 6.50 |" in text and "| 2 | 1/1 | 2 [2, 2] | 1 | 102 | 10.00 |" in text
 
 
 def test_cli_writes_csv_plot_and_summary(tmp_path, capsys):
