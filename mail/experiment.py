@@ -158,6 +158,22 @@ def lower_bound_weight(target: float, c: float = 0.5) -> float:
     return float(optimize.brentq(gap, low, high, xtol=1e-15, rtol=1e-15))
 
 
+#: Streams of one seed: the oracle's answers and BC's data take the seed itself, the learner's own draws
+#: and a random game the derived seeds below. One ``default_rng(seed)`` for two of them would replay the
+#: same uniforms in each (a game's Dirichlet draws would decide the oracle's first answers).
+LEARNER_STREAM, GAME_STREAM = 1, 2
+
+
+def stream_seed(seed: int, stream: int) -> int:
+    """An integer seed for ``stream`` of ``seed``, independent of ``seed``'s own stream and of the others."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
+
+
+def random_zero_sum_game(seed: int, num_states: int = 10, num_actions: int = 3) -> MarkovGame:
+    """The random zero-sum game of ``seed``, drawn from its own stream (:data:`GAME_STREAM`)."""
+    return games.random_game(num_states, num_actions, seed=stream_seed(seed, GAME_STREAM))
+
+
 def make_setting(
     game_name: str, concentrability: float = math.inf, num_states: int = 10, num_actions: int = 3,
     seed: int = 0, c: float = 0.5,
@@ -170,7 +186,7 @@ def make_setting(
         expert = games.lower_bound_expert(lower_bound_weight(concentrability, c))
     else:
         if game_name == "random-zero-sum":
-            game = games.random_game(num_states, num_actions, seed=seed)
+            game = random_zero_sum_game(seed, num_states, num_actions)
         else:
             game = games.grid_race()
         expert = tabular.zero_sum_equilibrium(game).policies
@@ -195,11 +211,10 @@ def run_one(
     check_choice(algo, "algo", ALGORITHMS)
     budget, seed = check_non_negative_int(budget, "budget"), check_non_negative_int(seed, "seed")
     game = setting.game
-    # The oracle's answers and the learner's own draws (rollouts, opponents, sampled iterate) get
-    # independent streams: one seed for both would replay the same uniforms in each, tying the
-    # expert's answers to the states the learner happened to draw.
+    # Independent streams (see LEARNER_STREAM): otherwise the expert's answers would be tied to the
+    # states the learner happened to draw.
     oracle = ExpertOracle(setting.expert, seed=seed)
-    run_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+    run_seed = stream_seed(seed, LEARNER_STREAM)
     start = time.perf_counter()
     if algo == "bc":
         data = expert_dataset(game, setting.expert, budget, seed=seed)

@@ -113,28 +113,36 @@ def mirror_descent_update(
 
 
 class IterateTracker:
-    """Keeps the last iterate, the running per-state average and a uniformly sampled
-    iterate (reservoir sampling: iterate k replaces the sample with probability 1/k,
-    so at every point the sample is uniform over the iterates so far)."""
+    """Keeps the last iterate, and the per-state average and a uniformly sampled one of the
+    iterates *played*: after K updates, ``pi_1 .. pi_K`` (the start included), each the policy
+    an update's gradient was taken at; ``pi_{K+1}``, the result of the last update, is the last
+    iterate only (the theory's output is the random one of ``pi_1 .. pi_K``). The sample is a
+    reservoir: played iterate k replaces it with probability 1/k, so at every point it is
+    uniform over the iterates played so far."""
 
     def __init__(self, policies: list[np.ndarray], rng: np.random.Generator) -> None:
         self._rng = rng
-        self.count = 1
+        self.count = 0  # iterates played
         self.last = [p.copy() for p in policies]
-        self._sum = [p.copy() for p in policies]
-        self.sampled = [p.copy() for p in policies]
+        self._sum = [np.zeros_like(p) for p in policies]
+        self._sampled: list[np.ndarray] | None = None
 
     def add(self, policies: list[np.ndarray]) -> None:
+        """Record an update: the previous last iterate was played, ``policies`` is the new last."""
         self.count += 1
-        self.last = [p.copy() for p in policies]
-        for total, policy in zip(self._sum, policies):
-            total += policy
+        for total, played in zip(self._sum, self.last):
+            total += played
         if self._rng.random() < 1.0 / self.count:
-            self.sampled = [p.copy() for p in policies]
+            self._sampled = self.last
+        self.last = [p.copy() for p in policies]
 
     @property
     def average(self) -> list[np.ndarray]:
-        return [total / self.count for total in self._sum]
+        return [total / self.count for total in self._sum] if self.count else self.last
+
+    @property
+    def sampled(self) -> list[np.ndarray]:
+        return self._sampled if self._sampled is not None else self.last
 
     def result(self, history: MailHistory) -> MailResult:
         return MailResult(PolicyProfile(self.last), PolicyProfile(self.average), PolicyProfile(self.sampled), history)
@@ -163,7 +171,7 @@ def log_point(
     history.simulator_steps.append(int(simulator_steps))
     gap_last = tabular.nash_gap(game, tracker.last).total
     history.gap_last.append(gap_last)
-    if tracker.count == 1:  # one iterate (BC, MAIL-WARM, iteration 0): its average and sample are itself
+    if tracker.count == 0:  # nothing played yet (BC, MAIL-WARM, iteration 0): average and sample are the last
         history.gap_average.append(gap_last)
         history.gap_sampled.append(gap_last)
         return

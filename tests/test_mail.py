@@ -210,6 +210,33 @@ def test_reported_policies_are_valid_and_sampled_is_an_iterate():
     assert result.policies is result.sampled
 
 
+def test_average_and_sample_are_over_the_played_iterates_only():
+    """After K updates the played iterates are pi_1 (the start) .. pi_K; pi_{K+1} is only the last."""
+    from mail.loop import IterateTracker
+
+    iterates = [[np.array([[k, 1.0 - k]])] for k in (0.0, 0.25, 0.5, 1.0)]  # pi_1 .. pi_4, K = 3 updates
+    draws = np.zeros(4)
+    for seed in range(3000):
+        tracker = IterateTracker(iterates[0], np.random.default_rng(seed))
+        for update in iterates[1:]:
+            tracker.add(update)
+        draws[[0.0, 0.25, 0.5, 1.0].index(tracker.sampled[0][0, 0])] += 1
+    np.testing.assert_allclose(tracker.average[0], [[0.25, 0.75]])  # (0 + 0.25 + 0.5) / 3
+    np.testing.assert_array_equal(tracker.last[0], [[1.0, 0.0]])
+    # Uniform over pi_1, pi_2, pi_3 (indices 0, 1, 2), never pi_4.
+    assert draws[3] == 0 and np.all(np.abs(draws[:3] / 3000 - 1 / 3) < 4.5 * np.sqrt(2 / 9 / 3000))
+    fresh = IterateTracker(iterates[0], np.random.default_rng(0))  # nothing played: all three are the start
+    assert fresh.count == 0 and fresh.average[0] is fresh.sampled[0] is fresh.last[0]
+
+
+def test_a_random_game_does_not_decide_the_oracle_s_answers():
+    """One default_rng(seed) for the game and the oracle tied the game's Dirichlet draws to the
+    oracle's first uniforms (correlation 0.55 over these seeds); the game now has its own stream."""
+    first_entry = [experiment.random_zero_sum_game(seed).joint_transitions[0, 0, 0] for seed in range(300)]
+    oracle_first_uniform = [np.random.default_rng(seed).random() for seed in range(300)]  # ExpertOracle's stream
+    assert abs(np.corrcoef(first_entry, oracle_first_uniform)[0, 1]) < 0.2  # sd of the estimate: about 0.06
+
+
 # ------------------------------------------------------------ experiment
 @pytest.mark.parametrize("target", [2.0, 1e3, 1e4])
 def test_lower_bound_weight_hits_the_computed_concentrability(target):
