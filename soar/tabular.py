@@ -26,8 +26,8 @@ model, ``Geometric(1 - gamma)`` transitions long (:func:`agents.sampling.sample_
 L per iteration. The learner's occupancy comes from ``learner_samples`` fresh states
 ``s ~ d^pi`` per iteration (:func:`agents.sampling.sample_occupancy`), counted as
 *learner samples*; with ``learner_samples=0`` it comes from the models' own
-trajectories instead (their visited states are an unbiased estimate of ``d^pi``), at no
-extra cost. *Environment steps* count every sampled transition of both.
+trajectories instead, at no extra cost: each visit weighs ``(1 - gamma) / L``, which makes
+the estimate of ``d^pi`` unbiased (a trajectory reaches step t with probability gamma^t). *Environment steps* count every sampled transition of both.
 """
 
 from __future__ import annotations
@@ -206,11 +206,11 @@ def _check_mdp(mdp: MarkovGame) -> None:
 
 
 def _empirical_occupancy(
-    states: np.ndarray, actions: np.ndarray, shape: tuple[int, int], state_only: bool
+    states: np.ndarray, actions: np.ndarray, shape: tuple[int, int], state_only: bool, weight: float | None = None
 ) -> np.ndarray:
+    """Each visit counts ``weight`` (default ``1 / len(states)``: i.i.d. samples of the occupancy)."""
     occupancy = np.zeros(shape)
-    np.add.at(occupancy, (states, actions), 1.0)
-    occupancy /= len(states)
+    np.add.at(occupancy, (states, actions), 1.0 / len(states) if weight is None else weight)
     if state_only:
         # Match state marginals; the cost is then the same for every action.
         occupancy = np.repeat(occupancy.sum(axis=1, keepdims=True), shape[1], axis=1)
@@ -310,7 +310,10 @@ def soar_il(
         samples += num_critics
         env_steps += trajectories.steps
         if not learner_samples:
-            learner_occupancy = _empirical_occupancy(trajectories.states, trajectories.joint_actions, shape, state_only)
+            # (1 - gamma) / L per visit, not 1 / (visits): the ratio would overweight the first states
+            # of short trajectories, more so for small L; this one is unbiased (its total is 1 on average).
+            learner_occupancy = _empirical_occupancy(trajectories.states, trajectories.joint_actions, shape,
+                                                     state_only, weight=(1.0 - gamma) / num_critics)
         cost_loss = float(np.sum(cost * (expert_occupancy - learner_occupancy)))
         cost = np.clip(cost - cost_step * (expert_occupancy - learner_occupancy), 0.0, 1.0)
 

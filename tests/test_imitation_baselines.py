@@ -150,20 +150,37 @@ class PoisonedExpert(CountingExpert):
         return action * math.nan if len(self.states) > self.after else action
 
 
-def test_a_nan_in_a_dagger_round_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def test_a_nan_label_stops_dagger_before_a_checkpoint_can_store_it(tmp_path, monkeypatch):
     expert = PoisonedExpert(after=45)
     monkeypatch.setattr(dagger_module, "load_expert_policy", lambda source, env_id: expert)
-    settings = dict(TINY, dagger_every=30, dagger_bc_steps=10, eval_every=45, checkpoint_every=45)
-    # Rounds at 30 (clean) and 60 (labels 46-60 are NaN); the checkpoint at 45 holds clean labels only.
-    with pytest.raises(FloatingPointError, match=r"^dagger fit: non-finite negative log-likelihood = nan at fit "
-                                                 r"step 1 of 10 \(step 60;"):
+    # A checkpoint at 40 and 50: the one at 50 would hold the NaN label of step 45 among its pending labels.
+    settings = dict(TINY, dagger_every=30, dagger_bc_steps=10, eval_every=40, checkpoint_every=40)
+    with pytest.raises(FloatingPointError, match=r"^dagger: the expert's label at step 45 is \[nan\]"):
         train(Line(), "dagger", expert_demos(), out=tmp_path / "d", steps=100, **settings)
     saved = torch.load(tmp_path / "d" / "checkpoint" / "dagger.pt", weights_only=True)
-    assert saved["step"] == 45 and all(torch.isfinite(t).all() for t in saved["policy"].values())
+    assert saved["step"] == 40 and all(torch.isfinite(t).all() for t in saved["policy"].values())
     # With a sound expert the run resumes from that checkpoint and finishes.
     monkeypatch.setattr(dagger_module, "load_expert_policy", lambda source, env_id: CountingExpert())
     result = train(Line(), "dagger", expert_demos(), out=tmp_path / "d", steps=100, **settings)
-    assert [row["step"] for row in result.history] == [45, 90, 100]
+    assert [row["step"] for row in result.history] == [40, 80, 100]
+
+
+def test_a_diverging_dagger_round_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(dagger_module, "load_expert_policy", lambda source, env_id: CountingExpert())
+    real_fit = dagger_module.maximum_likelihood
+
+    def fit_that_diverges_after_step_0(policy, optimizer, *args, step=0, **kwargs):
+        if step > 0:  # the rounds' fits (not the initial BC) get a step size that sends the weights to inf
+            for group in optimizer.param_groups:
+                group["lr"] = 1e30
+        return real_fit(policy, optimizer, *args, step=step, **kwargs)
+
+    monkeypatch.setattr(dagger_module, "maximum_likelihood", fit_that_diverges_after_step_0)
+    settings = dict(TINY, dagger_every=30, dagger_bc_steps=10, eval_every=20, checkpoint_every=20)
+    with pytest.raises(FloatingPointError, match=r"^dagger fit: non-finite .*\(step 30.*the last checkpoint is intact"):
+        train(Line(), "dagger", expert_demos(), out=tmp_path / "d", steps=100, **settings)
+    saved = torch.load(tmp_path / "d" / "checkpoint" / "dagger.pt", weights_only=True)
+    assert saved["step"] == 20 and all(torch.isfinite(t).all() for t in saved["policy"].values())
 
 
 # ----------------------------------------------------------------------------------- GAIL, AIRL

@@ -58,7 +58,8 @@ def test_the_loop_written_out_with_plain_numpy(L, learner_samples, optimism):
         learner_occ = np.zeros((S, A))
         for s, a in zip(visited.states, visited.joint_actions):
             learner_occ[s, a] += 1
-        learner_occ /= len(visited.states)
+        # Fresh states are i.i.d. samples of d^pi; a trajectory's visits count (1 - gamma) each, per trajectory.
+        learner_occ *= 1 / len(visited.states) if learner_samples else (1 - gamma) / L
         cost = np.clip(cost - 0.9 * (expert_occ - learner_occ), 0, 1)
         for l, s, a, s_next in zip(paths.trajectory, paths.states, paths.joint_actions, paths.next_states):
             counts[l, s, a, s_next] += 1
@@ -78,6 +79,24 @@ def test_the_loop_written_out_with_plain_numpy(L, learner_samples, optimism):
         again = soar.soar_il(mdp, data, num_critics=1, num_iterations=30, optimism=5.0, seed=7,
                              learner_samples=learner_samples)
         np.testing.assert_allclose(again.policy, result.policy, atol=1e-12)
+
+
+def test_the_occupancy_from_the_models_trajectories_is_unbiased():
+    """With learner_samples=0 and one trajectory a run, the cost step's learner occupancy, read back
+    from one small unclipped cost step, averages to the exact occupancy of the uniform policy.
+    (Normalising by the trajectory's length would average 0.78 for the first state, not 0.68.)"""
+    mdp = mdps.two_state_mdp()
+    data = soar.sample_expert_data(mdp, soar.optimal_policy(mdp), 10, seed=0)
+    expert_occ = np.zeros((2, 20))
+    np.add.at(expert_occ, (data.states, data.actions[:, 0]), 1 / len(data))
+    step, runs = 1e-3, 2000
+    estimates = np.array([
+        ((soar.soar_il(mdp, data, num_critics=1, num_iterations=1, cost_step=step, learner_samples=0,
+                       seed=seed).cost - 0.5) / step + expert_occ).sum(axis=1)
+        for seed in range(runs)])
+    exact = solvers.occupancy(mdp, [np.full((2, 20), 1 / 20)])
+    standard_error = estimates.std(axis=0) / np.sqrt(runs)
+    assert np.all(np.abs(estimates.mean(axis=0) - exact) < 4 * standard_error)
 
 
 @pytest.mark.parametrize("critic", soar.CRITICS)

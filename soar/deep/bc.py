@@ -52,15 +52,22 @@ def maximum_likelihood(policy: TanhGaussianActor, optimizer: torch.optim.Optimiz
             raise FloatingPointError(
                 f"{where}: non-finite negative log-likelihood = {value} at fit step {fit_step + 1} of {steps} "
                 f"(step {step}; an observation, action or weight became NaN or infinite, or bc_lr is too large); "
-                "stopping (the last checkpoint is intact and the run resumes from it)")
+                + _stopping(step))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
     bad = first_non_finite(policy.state_dict())  # the last step's update is not seen by any loss
     if bad is not None:
-        raise FloatingPointError(f"{where}: non-finite {bad} after {steps} fit steps (step {step}); stopping "
-                                 "(the last checkpoint is intact and the run resumes from it)")
+        raise FloatingPointError(f"{where}: non-finite {bad} after {steps} fit steps (step {step}; bc_lr is "
+                                 "probably too large); " + _stopping(step))
     return value
+
+
+def _stopping(step: int) -> str:
+    # A fit at step 0 runs before any checkpoint: running again with the same settings fails again.
+    if step == 0:
+        return "stopping before anything was saved (lower bc_lr, or check the demonstrations)"
+    return "stopping (the last checkpoint is intact and the run resumes from it)"
 
 
 def new_policy(env: gym.Env, hidden: tuple[int, ...], seed: int, device: torch.device) -> TanhGaussianActor:

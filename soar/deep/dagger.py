@@ -130,8 +130,15 @@ def run_dagger(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demo
             with torch.no_grad():
                 action = policy.sample(torch.as_tensor(obs, dtype=torch.float32, device=device)[None],
                                        generator)[0][0].cpu().numpy()
+            label = np.asarray(expert.act(obs, deterministic=True), dtype=np.float32)
+            # Checked here, before a checkpoint could store them with the pending pairs (and refuse to resume).
+            for name, values in (("observation", obs), ("expert's label", label)):
+                if not np.all(np.isfinite(values)):
+                    raise FloatingPointError(
+                        f"dagger: the {name} at step {state['step']} is {np.asarray(values).tolist()}; stopping "
+                        "(the last checkpoint is intact and the run resumes from it)")
             new_obs.append(np.asarray(obs, dtype=np.float32))
-            new_labels.append(np.asarray(expert.act(obs, deterministic=True), dtype=np.float32))
+            new_labels.append(label)
             state["queries"] += 1
             obs, _, terminated, truncated, _ = env.step(action)
             state["step"] += 1
