@@ -30,7 +30,8 @@ ENVIRONMENTS: dict[str, Callable[[], MarkovGame]] = {
 #: Columns of a sweep CSV and their types.
 CSV_FIELDS = {
     "env": str, "critic": str, "occupancy": str, "optimism": float, "std_clip": float, "num_critics": int, "seed": int,
-    "iteration": int, "samples": int, "learner_samples": int, "env_steps": int, "value": float, "expert_value": float, "cost_loss": float,
+    "iteration": int, "samples": int, "learner_samples": int, "env_steps": int, "value": float, "expert_value": float,
+    "cost_loss": float,
 }
 
 

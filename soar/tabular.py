@@ -27,7 +27,8 @@ L per iteration. The learner's occupancy comes from ``learner_samples`` fresh st
 ``s ~ d^pi`` per iteration (:func:`agents.sampling.sample_occupancy`), counted as
 *learner samples*; with ``learner_samples=0`` it comes from the models' own
 trajectories instead, at no extra cost: each visit weighs ``(1 - gamma) / L``, which makes
-the estimate of ``d^pi`` unbiased (a trajectory reaches step t with probability gamma^t). *Environment steps* count every sampled transition of both.
+the estimate of ``d^pi`` unbiased (a trajectory reaches step t with probability gamma^t).
+*Environment steps* count every sampled transition of both.
 """
 
 from __future__ import annotations
