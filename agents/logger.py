@@ -324,8 +324,17 @@ def check_finite(metrics: Mapping[str, float], where: str, step: int, cause: str
     if bad:
         raise FloatingPointError(
             f"{where}: non-finite {', '.join(f'{k} = {v}' for k, v in bad.items())} at step {step}"
-            f"{f' ({cause})' if cause else ''}; stopping (the last checkpoint is intact and the run resumes from it)"
+            f"{f' ({cause})' if cause else ''}; {stopping_note(step)}"
         )
+
+
+def stopping_note(step: int) -> str:
+    """How a run stopped by a non-finite value at environment ``step`` can go on, true whether or not
+    it has written a checkpoint yet."""
+    if step == 0:
+        return "stopping before anything was saved"
+    return ("stopping before this step reaches a checkpoint (a resume starts from the last checkpoint "
+            "written, or afresh if there is none yet)")
 
 
 class MetricWindow:

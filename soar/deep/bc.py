@@ -19,6 +19,7 @@ import torch
 
 from agents.demonstrations import Demonstrations
 from agents.harness import Schedule, TrainingRun
+from agents.logger import stopping_note
 from agents.networks import TanhGaussianActor
 from agents.policies import GaussianPolicy, load_policy
 from agents.sac import resolve_device
@@ -65,9 +66,7 @@ def maximum_likelihood(policy: TanhGaussianActor, optimizer: torch.optim.Optimiz
 
 def _stopping(step: int) -> str:
     # A fit at step 0 runs before any checkpoint: running again with the same settings fails again.
-    if step == 0:
-        return "stopping before anything was saved (lower bc_lr, or check the demonstrations)"
-    return "stopping (the last checkpoint is intact and the run resumes from it)"
+    return stopping_note(step) + (" (lower bc_lr, or check the demonstrations)" if step == 0 else "")
 
 
 def new_policy(env: gym.Env, hidden: tuple[int, ...], seed: int, device: torch.device) -> TanhGaussianActor:
