@@ -143,6 +143,12 @@ def test_given_steps_replace_the_budget_for_their_environment_only(tmp_path, cap
     # bench.json of a sweep written before the option existed reads as one without it.
     older = {k: v for k, v in Sweep(("Hopper-v5",), ("ml-irl-sa",)).to_json().items() if k != "env_steps"}
     assert Sweep.from_json(older) == Sweep(("Hopper-v5",), ("ml-irl-sa",))
+    # The same --steps and --demos pairs in another order are the same sweep, so its folder resumes.
+    pairs = dict(demos=(("Hopper-v5", "h.npz"), ("CartPole-v1", "c.npz")),
+                 env_steps=(("Hopper-v5", 5000), ("CartPole-v1", 30_000)))
+    one = Sweep(("Hopper-v5", "CartPole-v1"), ("ml-irl-sa",), **pairs)
+    other = Sweep(("Hopper-v5", "CartPole-v1"), ("ml-irl-sa",), **{k: v[::-1] for k, v in pairs.items()})
+    assert one == other and one.to_json() == other.to_json() and one.demos_for("CartPole-v1") == "c.npz"
     with pytest.raises(SystemExit):  # an environment without a budget says how to give one
         main(["bench", "--envs", "CartPole-v1", "--out", str(tmp_path / "b")])
     assert "--steps CartPole-v1=100000" in capsys.readouterr().err and not (tmp_path / "b").exists()

@@ -103,6 +103,9 @@ class Sweep:
         for env_id, steps in self.env_steps:
             if isinstance(steps, bool) or int(steps) != steps or steps < 1:
                 raise ValueError(f"--steps {env_id}: steps must be an integer >= 1, got {steps!r}")
+        # Pairs in environment order: the same options given in another order are the same sweep (resume).
+        object.__setattr__(self, "demos", tuple(sorted((str(e), str(s)) for e, s in self.demos)))
+        object.__setattr__(self, "env_steps", tuple(sorted((str(e), int(s)) for e, s in self.env_steps)))
         self.steps  # every environment has a budget (or stops here naming the one without)
 
     @property
