@@ -2,6 +2,7 @@
 checked against closed forms and exact bootstrap enumeration, and the smoke suite end to end
 (local launcher; Ray when it is installed)."""
 
+import dataclasses
 import itertools
 import json
 import math
@@ -12,7 +13,8 @@ import pytest
 from soar.bench import launch, stats
 from soar.bench import sweep as sweep_module
 from soar.bench.plan import (
-    PAPER_STEPS, SELECTION_SEED_BASE, Sweep, budget_steps, evaluation_runs, selection_runs, train_command,
+    BENCH_CHECKPOINT_EVERY, PAPER_STEPS, SELECTION_SEED_BASE, Sweep, budget_steps, evaluation_runs, selection_runs,
+    train_command,
 )
 from soar.bench.report import load_results, tables
 from soar.bench.sweep import SweepFailed, choose_clips, run_folder, run_sweep
@@ -23,6 +25,18 @@ from soar.cli import main
 def test_iqm_is_the_mean_of_the_middle_half():
     assert stats.iqm(np.arange(1.0, 9.0)) == pytest.approx((3 + 4 + 5 + 6) / 4)
     assert stats.iqm(np.array([0.0, 1, 1, 1000])) == pytest.approx(1.0)  # one outlier per end trimmed
+
+
+def test_three_runs_give_no_trimming_and_their_range_as_interval():
+    # What the report's note on rows of fewer than 4 runs says: all 3^3 resamples are equally likely, and
+    # "every run the lowest" (1/27 > 2.5%) and "every run the highest" pin the percentile interval to the range.
+    runs = np.array([3.0, 7.0, 20.0])
+    assert stats.iqm(runs) == pytest.approx(runs.mean())
+    assert stats.stratified_interval([runs], stats.mean) == pytest.approx((3.0, 20.0))
+    assert stats.stratified_interval([runs], stats.iqm) == pytest.approx((3.0, 20.0))
+    # Four runs: the interval is strictly inside the range (1/4^4 < 2.5%).
+    low, high = stats.stratified_interval([[3.0, 7.0, 11.0, 20.0]], stats.mean)
+    assert 3.0 < low and high < 20.0
 
 
 def test_stratified_bootstrap_keeps_each_task_s_runs():
@@ -118,6 +132,21 @@ def test_train_commands_leave_out_what_a_run_does_not_use(tmp_path):
     build_parser().parse_args(argv)
 
 
+def test_short_and_paper_runs_checkpoint_every_bench_interval_and_change_nothing_else(tmp_path):
+    from soar.cli import build_parser
+    from soar.deep.config import build_config, parse_overrides
+
+    sweep = Sweep(("Hopper-v5",), ("ml-irl-sa",), (4,), (10.0,), seeds=1, budget="short")
+    (run,) = evaluation_runs(sweep, {})
+    args = build_parser().parse_args(train_command(run, str(tmp_path / "a"), "short"))
+    overrides = parse_overrides(args.set)
+    assert overrides == {"checkpoint_every": BENCH_CHECKPOINT_EVERY}
+    # The run is the README's single Hopper-v5 run but for where it checkpoints (which a resume replays exactly).
+    single, benched = build_config("Hopper-v5", "ml-irl-sa"), build_config("Hopper-v5", "ml-irl-sa", **overrides)
+    assert dataclasses.replace(benched, checkpoint_every=single.checkpoint_every) == single
+    assert single.checkpoint_every > BENCH_CHECKPOINT_EVERY
+
+
 @pytest.mark.parametrize("kwargs, problem", [
     (dict(envs=("Hopper-v5",), methods=("bc",)), "cannot be swept"),
     (dict(envs=("Hopper-v5",), methods=("ml-irl-sa",), critics=(4, 4)), "repeats"),
@@ -200,9 +229,11 @@ class FakeLauncher:
         self.out, self.sweep, self.finals = out, sweep, finals
         self.failures = dict(failures or {})
         self.calls = []
+        self.batches = []  # the job names of each launch
 
     def __call__(self, jobs, workers=None, progress=True, on_done=None):
         status = {}
+        self.batches.append([job.name for job in jobs])
         runs = {r.name: r for r in selection_runs(self.sweep) + evaluation_runs(self.sweep, self.chosen())}
         for job in jobs:
             self.calls.append(job.name)
@@ -243,6 +274,11 @@ def test_selection_reads_selection_seeds_and_the_report_only_evaluation_seeds(tm
     assert not missing and sorted(r.final for r in results) == [200.0, 201.0, 300.0, 301.0]
     text = tables(sweep, results, missing)
     assert "| Hopper-v5 | ml-irl-sa | 4 | 1 | 2 | 300 " in text and "500" not in text.split("Sweep:")[0]
+    # The base runs, which need no choice, share the selection runs' pool; only L = 4 waits for the choice.
+    assert launcher.batches == [
+        [f"Hopper-v5/ml-irl-sa-L4-clip{clip}-s{SELECTION_SEED_BASE + i}" for clip in (1, 10) for i in (0, 1)]
+        + ["Hopper-v5/ml-irl-sa-L1-s0", "Hopper-v5/ml-irl-sa-L1-s1"],
+        ["Hopper-v5/ml-irl-sa-L4-clip1-s0", "Hopper-v5/ml-irl-sa-L4-clip1-s1"]]
     # Resuming runs nothing: every run is finished.
     launcher.calls.clear()
     run_sweep(sweep, tmp_path, progress=False)

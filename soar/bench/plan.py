@@ -35,6 +35,9 @@ SMOKE_STEPS = 2000
 SMOKE_SETTINGS = {"learning_starts": 500, "cost_every": 500, "eval_every": 1000, "eval_episodes": 2,
                   "checkpoint_every": 1000, "log_every": 500, "bc_steps": 200, "discriminator_steps": 10}
 SELECTION_SEED_BASE = 1000
+#: Steps between checkpoints of a short or paper run (soar train's default: 25k). A sweep runs for hours
+#: to days and may be interrupted: an interruption then costs each running run at most this many steps.
+BENCH_CHECKPOINT_EVERY = 5000
 
 
 def clip_text(clip: float) -> str:
@@ -211,7 +214,9 @@ def train_command(run: RunSpec, folder: str, budget: str) -> list[str]:
             "--threads", "1", "--no-progress", "--out", folder]
     if run.std_clip is not None:
         argv += ["--std-clip", clip_text(run.std_clip)]
-    if budget == "smoke":
+    if budget != "smoke":
+        argv += ["--set", f"checkpoint_every={BENCH_CHECKPOINT_EVERY}"]
+    else:
         for name, value in SMOKE_SETTINGS.items():
             if name == "bc_steps" and run.method != "csil" or name == "discriminator_steps" and run.method not in (
                     "f-irl", "gail", "airl"):

@@ -8,7 +8,8 @@ Output folder::
     runs/ENV/RUN/       one soar train run folder each, RUN = METHOD-L{critics}[-clip{clip}]-s{seed}
     runs/ENV/RUN.log    its output
 
-Interrupted, the same command resumes: finished runs are skipped, unfinished ones resume
+The evaluation runs that need no chosen clip (L = 1, or a sweep of one clip) run beside the
+selection runs, in the same pool. Interrupted, the same command resumes: finished runs are skipped, unfinished ones resume
 from their last checkpoint (``soar train --resume``). A run that fails is retried once
 (resuming); one that fails again is listed in ``failed.json`` and makes the command fail,
 naming it, after every other run has finished. A group (environment, method, L > 1) whose
@@ -161,11 +162,15 @@ def run_sweep(sweep: Sweep, out: str | Path, launcher: str = "local", address: s
     lock = RunLock(out).acquire()
     try:
         _open_folder(out, sweep)
-        # A group whose selection runs failed is held back; every other group goes on to its evaluation runs.
-        failed_selection = _run_stage(out, sweep, selection_runs(sweep), launcher, address, workers, progress)
+        # The evaluation runs that wait for no choice (L = 1) share the first stage's pool, so no core idles
+        # while the last selection runs finish. A group whose selection runs failed is held back; every
+        # other group goes on to its evaluation runs.
+        first = selection_runs(sweep) + evaluation_runs(sweep, {})
+        failed = _run_stage(out, sweep, first, launcher, address, workers, progress)
         chosen = choose_clips(out, sweep) if sweep.selects else {}
         runs = evaluation_runs(sweep, chosen)
-        failed = failed_selection + _run_stage(out, sweep, runs, launcher, address, workers, progress)
+        failed += _run_stage(out, sweep, [run for run in runs if run not in first], launcher, address, workers,
+                             progress)
         if failed:
             _record_failures(out, failed)
             held = ", ".join(f"{e} {m} L={c}" for e, m, c in unchosen_groups(sweep, chosen))
