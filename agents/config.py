@@ -19,13 +19,16 @@ refuses it where it does not apply. The command lines report bad input in one li
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
+import signal
 import sys
+import threading
 import typing
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from agents.checkpoints import write_text_atomic
 from agents.run_folder import describe_os_error
@@ -386,6 +389,28 @@ def run_command(
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within it, SIGTERM (``kill``, a batch scheduler's stop) raises ``KeyboardInterrupt`` like Ctrl-C.
+
+    A process that starts others needs this: killed by SIGTERM's default action it would leave
+    its children running (and holding their run folders); interrupted, it runs the cleanup that
+    stops them. Signal handlers belong to the main thread: elsewhere this changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check_new_file(path: Path, force: bool) -> Path:

@@ -6,10 +6,16 @@ import dataclasses
 import itertools
 import json
 import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from agents.run_folder import RunLock
 from soar.bench import launch, stats
 from soar.bench import sweep as sweep_module
 from soar.bench.plan import (
@@ -381,3 +387,23 @@ def test_smoke_run_through_a_local_ray_instance(tmp_path):
           "smoke", "--no-progress", "--launcher", "ray", "--address", "local", "--out", str(out)])
     progress = out / "runs" / "Hopper-v5" / "ml-irl-sa-L1-s0" / "checkpoint" / "progress.json"
     assert json.loads(progress.read_text())["step"] == 2000
+
+
+def test_sigterm_stops_the_sweep_and_its_runs(tmp_path):
+    """A scheduler's ``kill`` (SIGTERM) of soar bench must not leave its runs going on without it."""
+    out = tmp_path / "bench"
+    command = [sys.executable, "-m", "soar", "bench", "--envs", "Hopper-v5", "--methods", "ml-irl-sa", "--critics",
+               "1", "--seeds", "2", "--budget", "smoke", "--no-progress", "--jobs", "2", "--out", str(out)]
+    bench = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    folders = [out / "runs" / "Hopper-v5" / f"ml-irl-sa-L1-s{seed}" for seed in (0, 1)]
+    deadline = time.monotonic() + 180
+    while not all((folder / "config.json").exists() for folder in folders):  # both runs started (and locked)
+        assert bench.poll() is None and time.monotonic() < deadline, bench.communicate()
+        time.sleep(0.2)
+    bench.send_signal(signal.SIGTERM)
+    _, err = bench.communicate(timeout=120)
+    assert bench.returncode == 130 and "interrupted" in err
+    for folder in folders:
+        assert not (folder / "final_policy.pt").exists()  # stopped mid-run ...
+        RunLock(folder).acquire().release()  # ... and no process holds the folder any more

@@ -9,7 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
-from agents.config import OptionError, non_negative_or_inf, positive_int
+from agents.config import OptionError, non_negative_or_inf, positive_int, sigterm_as_interrupt
 from soar.bench.plan import BUDGETS
 
 
@@ -104,7 +104,9 @@ def run_bench(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise OptionError(str(error)) from None
     start = time.perf_counter()
-    result = run_sweep(sweep, args.out.resolve(), args.launcher, args.address, args.jobs, progress=not args.no_progress)
+    with sigterm_as_interrupt():  # the runs stop with the sweep, at their last checkpoint
+        result = run_sweep(sweep, args.out.resolve(), args.launcher, args.address, args.jobs,
+                           progress=not args.no_progress)
     chosen = ", ".join(f"{env} {method} L={critics}: clip {clip:g}"
                        for (env, method, critics), clip in result.chosen.items())
     print(f"soar bench: {len(result.runs)} evaluation runs in {args.out} ({(time.perf_counter() - start) / 60:.1f} min "
