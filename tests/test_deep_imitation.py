@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from scipy import stats
+from scipy import integrate, stats
 
 from agents.demonstrations import Demonstrations, save_demonstrations
 from agents.harness import TrainingRun
 from agents.logger import read_log
-from agents.policies import load_policy
+from agents.networks import TanhGaussianActor
+from agents.policies import GaussianPolicy, load_policy
 from agents.rollout import collect
 from agents.sac import SAC
 from soar.cli import main
@@ -718,11 +719,38 @@ def test_soar_evaluate_reports_the_policy_return(cli_run, capsys):
             total, done = total + reward, terminated or truncated
         returns.append(total)
     assert line.startswith(f"{ENV_ID} ml-irl-sa L=1 seed 0: return {np.mean(returns):.1f} +- {np.std(returns):.1f} "
-                           "over 3 episodes")
+                           "over 3 deterministic episodes")
     main(["evaluate", str(cli_run), "--episodes", "1", "--final"])
-    assert "over 1 episodes" in capsys.readouterr().out
+    assert "over 1 deterministic episodes" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="^soar evaluate: "):
         main(["evaluate", str(cli_run / "logs")])
+
+
+def test_soar_evaluate_stochastic_reports_the_policy_entropy(cli_run, tmp_path, capsys):
+    """A policy of pre-tanh N(0, 0.5^2) everywhere: its entropy by quadrature, independently of the code."""
+    sigma = 0.5
+    run = tmp_path / "run"
+    shutil.copytree(cli_run, run)
+    actor = TanhGaussianActor(1, 1, (4,), torch.tensor([-1.0]), torch.tensor([1.0]))
+    with torch.no_grad():
+        for layer in (actor.mean, actor.log_std):
+            layer.weight.zero_()
+        actor.mean.bias.zero_()
+        actor.log_std.bias.fill_(math.log(sigma))
+    GaussianPolicy(actor, ENV_ID).save(run / "policy.pt")
+    # a = tanh(u), u ~ N(0, sigma^2): H(a) = H(u) + E[log(1 - tanh(u)^2)].
+    log_jacobian, _ = integrate.quad(lambda u: stats.norm.pdf(u, 0, sigma) * math.log(1 - math.tanh(u) ** 2),
+                                     -10, 10)
+    entropy = 0.5 * math.log(2 * math.pi * math.e * sigma ** 2) + log_jacobian
+    capsys.readouterr()
+    main(["evaluate", str(run), "--stochastic", "--episodes", "200"])
+    out = capsys.readouterr().out
+    assert "over 200 sampled episodes" in out and f"episodes of {HORIZON} steps on average" in out
+    measured = float(re.search(r"entropy (-?[0-9.]+) nats per step", out).group(1))
+    assert measured == pytest.approx(entropy, abs=0.06)  # 1600 samples: standard error about 0.015
+    bonus = float(re.search(r"alpha \* H = (-?[0-9.]+) per step", out).group(1))
+    config = json.loads((run / "config.json").read_text())
+    assert bonus == pytest.approx(config["alpha"] * measured, abs=1e-3)
 
 
 def test_soar_plot_writes_the_figure(cli_run, tmp_path, capsys):

@@ -47,7 +47,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("evaluate", help="evaluate the best policy of a soar train run",
                                    description="Run DIR/policy.pt (or --final: final_policy.pt) for deterministic "
                                    "episodes of the run's environment; print the return and its fraction of the "
-                                   "expert's.")
+                                   "expert's. With --stochastic the policy samples its actions, and the episode "
+                                   "length and the policy's entropy per step (the mean of -log pi(a|s) over the "
+                                   "sampled actions) are printed too, with what SAC's entropy bonus pays for it.")
     evaluate.add_argument("dir", type=Path, help="a folder written by soar train")
     evaluate.add_argument("--env", default=None,
                           help="the run's Gymnasium id, to confirm one that names a module to import "
@@ -55,6 +57,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--episodes", type=positive_int, default=20, help="episodes (default: %(default)s)")
     evaluate.add_argument("--seed", type=non_negative_int, default=0, help="first reset seed (default: %(default)s)")
     evaluate.add_argument("--final", action="store_true", help="the final policy instead of the best one")
+    evaluate.add_argument("--stochastic", action="store_true",
+                          help="sample actions (as in training) and report the entropy per step")
     evaluate.set_defaults(handler=run_evaluate, parser=evaluate, errors=_gymnasium_errors)
 
     plot = commands.add_parser("plot", help="learning curves of soar train runs",
@@ -135,23 +139,37 @@ def run_train(args: argparse.Namespace) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     import gymnasium
+    import numpy as np
 
     from agents.policies import load_policy
-    from agents.rollout import evaluate
+    from agents.rollout import collect
     from agents.untrusted import checked_env_id
-    from soar.deep.config import read_config
+    from soar.deep.config import SAC_METHODS, read_config
 
     config = read_config(args.dir / "config.json")
     if args.env is not None and args.env != config.env_id:
         raise ValueError(f"--env {args.env}: the run was trained on {config.env_id!r}")
     env_id = checked_env_id(config.env_id, str(args.dir / "config.json"), given=args.env)
     policy = load_policy(args.dir / ("final_policy.pt" if args.final else "policy.pt"))
-    returns = evaluate(policy, gymnasium.make(env_id), args.episodes, seed=args.seed)
+    episodes = collect(policy, gymnasium.make(env_id), args.episodes, seed=args.seed, deterministic=not args.stochastic)
+    returns = np.array([episode.episode_return for episode in episodes])
     expert = json.loads((args.dir / "expert.json").read_text()).get("return_mean")
     if not isinstance(expert, (int, float)):
         raise ValueError(f"{args.dir / 'expert.json'} holds no expert return_mean")
     print(f"{config.env_id} {config.method} L={config.critics} seed {config.seed}: return {returns.mean():.1f} +- "
-          f"{returns.std():.1f} over {args.episodes} episodes ({returns.mean() / expert:.0%} of the expert's {expert:.1f})")
+          f"{returns.std():.1f} over {args.episodes} {'sampled' if args.stochastic else 'deterministic'} episodes "
+          f"({returns.mean() / expert:.0%} of the expert's {expert:.1f})")
+    if args.stochastic:
+        # -log pi of the actions taken estimates the entropy the policy keeps where it goes, the quantity
+        # SAC pays alpha for at every step: a bonus a learned reward has to outweigh.
+        entropy = -float(np.mean(np.concatenate([policy.log_prob(e.obs[:-1], e.acts) for e in episodes])))
+        line = (f"sampled actions: episodes of {np.mean([len(e.acts) for e in episodes]):.0f} steps on average, "
+                f"entropy {entropy:.3f} nats per step")
+        if config.method in SAC_METHODS:
+            bonus = config.alpha * entropy
+            line += (f"; SAC's entropy bonus alpha * H = {bonus:.3f} per step, {bonus / (1 - config.gamma):.1f} "
+                     f"discounted over an endless episode (gamma {config.gamma:g})")
+        print(line)
 
 
 def run_plot(args: argparse.Namespace) -> None:
