@@ -367,6 +367,10 @@ def one_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM turned into an interrupt by :func:`sigterm_as_interrupt` (the exit status is 143, not 130)."""
+
+
 def run_command(
     parser: argparse.ArgumentParser, command: Callable[[], Any], errors: tuple[type[BaseException], ...] = ()
 ) -> None:
@@ -376,7 +380,8 @@ def run_command(
     exit status 2, one line with :class:`ArgumentParser`); any other error of
     :data:`INPUT_ERRORS` or ``errors`` is one line ``prog: message`` on stderr with exit
     status 1 (an ``OSError``, such as a full disk or a read-only folder, as ``prog: PATH:
-    cause``); Ctrl-C ends with ``prog: interrupted`` and exit status 130.
+    cause``); Ctrl-C ends with ``prog: interrupted`` and exit status 130, a SIGTERM turned into
+    :class:`Terminated` with ``prog: terminated`` and 143 (128 + the signal, as a shell reports it).
     """
     try:
         command()
@@ -386,14 +391,15 @@ def run_command(
         raise SystemExit(f"{parser.prog}: {describe_os_error(error)}") from None
     except (*INPUT_ERRORS, *errors) as error:
         raise SystemExit(f"{parser.prog}: {one_line(error)}") from None
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, Terminated)
+        print(f"{parser.prog}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        raise SystemExit(128 + (signal.SIGTERM if terminated else signal.SIGINT)) from None
 
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within it, SIGTERM (``kill``, a batch scheduler's stop) raises ``KeyboardInterrupt`` like Ctrl-C.
+    """Within it, SIGTERM (``kill``, a batch scheduler's stop) raises :class:`Terminated`, a ``KeyboardInterrupt``.
 
     A process that starts others needs this: killed by SIGTERM's default action it would leave
     its children running (and holding their run folders); interrupted, it runs the cleanup that
@@ -404,13 +410,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+        raise Terminated(f"signal {signal.Signals(signum).name}")
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # None: a handler installed outside Python, which cannot be put back; the default is the closest.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def check_new_file(path: Path, force: bool) -> Path:

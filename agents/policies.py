@@ -75,6 +75,25 @@ class GaussianPolicy:
         with torch.no_grad():
             return self.actor.log_prob(self._obs(obs), torch.from_numpy(actions)).numpy()
 
+    def entropy(self, obs, samples: int = 16, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Monte Carlo entropy of the action distribution at each observation (``samples`` draws each).
+
+        Uses the log-density of each draw's own pre-tanh noise, exact where ``log_prob`` of a
+        nearly saturated action would not be (float32 rounds ``tanh(u)`` to 1 for large ``u``).
+        In the environment's action units; subtract :attr:`log_half_widths` for those of the
+        ``[-1, 1]`` box before rescaling, where SAC measures the entropy its bonus pays for.
+        """
+        tensor = self._obs(obs).reshape(-1, self.obs_dim)
+        generator = torch.Generator().manual_seed(int((rng or np.random.default_rng(0)).integers(2**62)))
+        with torch.no_grad():
+            _, log_prob = self.actor.sample(tensor.repeat_interleave(int(samples), dim=0), generator)
+        return -log_prob.reshape(len(tensor), int(samples)).mean(dim=1).numpy()
+
+    @property
+    def log_half_widths(self) -> float:
+        """Sum of the logs of the action box's half-widths (0 for ``[-1, 1]``)."""
+        return float(torch.log(self.actor.scale).sum())
+
     # ------------------------------------------------------------ storage
     def state(self) -> dict:
         """Everything needed to rebuild the policy: tensors, numbers and strings only."""

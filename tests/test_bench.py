@@ -19,7 +19,7 @@ from agents.run_folder import RunLock
 from soar.bench import launch, stats
 from soar.bench import sweep as sweep_module
 from soar.bench.plan import (
-    BENCH_CHECKPOINT_EVERY, PAPER_STEPS, SELECTION_SEED_BASE, Sweep, budget_steps, evaluation_runs, selection_runs,
+    PAPER_STEPS, SELECTION_SEED_BASE, Sweep, budget_steps, evaluation_runs, selection_runs,
     train_command,
 )
 from soar.bench.report import load_results, tables
@@ -138,19 +138,21 @@ def test_train_commands_leave_out_what_a_run_does_not_use(tmp_path):
     build_parser().parse_args(argv)
 
 
-def test_short_and_paper_runs_checkpoint_every_bench_interval_and_change_nothing_else(tmp_path):
+@pytest.mark.parametrize("budget, steps, interval", [("short", 100_000, 5000), ("paper", 1_000_000, None)])
+def test_bench_runs_checkpoint_every_5_percent_and_change_nothing_else(tmp_path, budget, steps, interval):
     from soar.cli import build_parser
     from soar.deep.config import build_config, parse_overrides
 
-    sweep = Sweep(("Hopper-v5",), ("ml-irl-sa",), (4,), (10.0,), seeds=1, budget="short")
+    sweep = Sweep(("Hopper-v5",), ("ml-irl-sa",), (4,), (10.0,), seeds=1, budget=budget)
     (run,) = evaluation_runs(sweep, {})
-    args = build_parser().parse_args(train_command(run, str(tmp_path / "a"), "short"))
-    overrides = parse_overrides(args.set)
-    assert overrides == {"checkpoint_every": BENCH_CHECKPOINT_EVERY}
-    # The run is the README's single Hopper-v5 run but for where it checkpoints (which a resume replays exactly).
-    single, benched = build_config("Hopper-v5", "ml-irl-sa"), build_config("Hopper-v5", "ml-irl-sa", **overrides)
+    args = build_parser().parse_args(train_command(run, str(tmp_path / "a"), budget))
+    overrides = parse_overrides(args.set or [])
+    single = build_config("Hopper-v5", "ml-irl-sa")
+    assert run.steps == steps and single.checkpoint_every == 25_000
+    # 5% of 100k; a 1M-step run keeps soar train's 25k (no --set at all).
+    assert overrides == ({} if interval is None else {"checkpoint_every": interval})
+    benched = build_config("Hopper-v5", "ml-irl-sa", **overrides)
     assert dataclasses.replace(benched, checkpoint_every=single.checkpoint_every) == single
-    assert single.checkpoint_every > BENCH_CHECKPOINT_EVERY
 
 
 @pytest.mark.parametrize("kwargs, problem", [
@@ -403,7 +405,7 @@ def test_sigterm_stops_the_sweep_and_its_runs(tmp_path):
         time.sleep(0.2)
     bench.send_signal(signal.SIGTERM)
     _, err = bench.communicate(timeout=120)
-    assert bench.returncode == 130 and "interrupted" in err
+    assert bench.returncode == 143 and "soar bench: terminated" in err  # 128 + SIGTERM, as the shell reports it
     for folder in folders:
         assert not (folder / "final_policy.pt").exists()  # stopped mid-run ...
         RunLock(folder).acquire().release()  # ... and no process holds the folder any more

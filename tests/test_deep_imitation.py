@@ -726,31 +726,36 @@ def test_soar_evaluate_reports_the_policy_return(cli_run, capsys):
         main(["evaluate", str(cli_run / "logs")])
 
 
-def test_soar_evaluate_stochastic_reports_the_policy_entropy(cli_run, tmp_path, capsys):
-    """A policy of pre-tanh N(0, 0.5^2) everywhere: its entropy by quadrature, independently of the code."""
-    sigma = 0.5
+@pytest.mark.parametrize("mean", [0.0, 12.0])  # 12: tanh(u) is 1 in float32, log_prob of the action is no use
+def test_soar_evaluate_stochastic_reports_the_policy_entropy(cli_run, tmp_path, capsys, mean):
+    """A policy of pre-tanh N(mean, 0.5^2) everywhere on the box [-2, 2]: its entropy by quadrature."""
+    sigma, half_width = 0.5, 2.0
     run = tmp_path / "run"
     shutil.copytree(cli_run, run)
-    actor = TanhGaussianActor(1, 1, (4,), torch.tensor([-1.0]), torch.tensor([1.0]))
+    actor = TanhGaussianActor(1, 1, (4,), torch.tensor([-half_width]), torch.tensor([half_width]))
     with torch.no_grad():
         for layer in (actor.mean, actor.log_std):
             layer.weight.zero_()
-        actor.mean.bias.zero_()
+        actor.mean.bias.fill_(mean)
         actor.log_std.bias.fill_(math.log(sigma))
     GaussianPolicy(actor, ENV_ID).save(run / "policy.pt")
-    # a = tanh(u), u ~ N(0, sigma^2): H(a) = H(u) + E[log(1 - tanh(u)^2)].
-    log_jacobian, _ = integrate.quad(lambda u: stats.norm.pdf(u, 0, sigma) * math.log(1 - math.tanh(u) ** 2),
-                                     -10, 10)
-    entropy = 0.5 * math.log(2 * math.pi * math.e * sigma ** 2) + log_jacobian
+    # a = tanh(u) on [-1, 1], u ~ N(mean, sigma^2): H = H(u) + E[log(1 - tanh(u)^2)], the log written stably.
+    log_jacobian, _ = integrate.quad(
+        lambda u: stats.norm.pdf(u, mean, sigma) * 2 * (math.log(2) - u - np.logaddexp(0, -2 * u)),
+        mean - 10 * sigma, mean + 10 * sigma)
+    squashed = 0.5 * math.log(2 * math.pi * math.e * sigma ** 2) + log_jacobian
     capsys.readouterr()
-    main(["evaluate", str(run), "--stochastic", "--episodes", "200"])
+    main(["evaluate", str(run), "--stochastic", "--episodes", "20"])
     out = capsys.readouterr().out
-    assert "over 200 sampled episodes" in out and f"episodes of {HORIZON} steps on average" in out
-    measured = float(re.search(r"entropy (-?[0-9.]+) nats per step", out).group(1))
-    assert measured == pytest.approx(entropy, abs=0.06)  # 1600 samples: standard error about 0.015
-    bonus = float(re.search(r"alpha \* H = (-?[0-9.]+) per step", out).group(1))
-    config = json.loads((run / "config.json").read_text())
-    assert bonus == pytest.approx(config["alpha"] * measured, abs=1e-3)
+    assert "over 20 sampled episodes" in out and f"episodes of {HORIZON} steps on average" in out
+    number = r"(-?[0-9.]+)"
+    # 160 states x 16 draws: a standard error of about 0.01 nats.
+    assert float(re.search(rf"entropy {number} nats per step", out).group(1)) == pytest.approx(
+        squashed + math.log(half_width), abs=0.05)  # in the environment's units: the box's width adds log 2
+    measured = float(re.search(rf"H on SAC's \[-1, 1\] box: {number} nats", out).group(1))
+    assert measured == pytest.approx(squashed, abs=0.05)
+    bonus = float(re.search(rf"alpha \* H = {number} per step", out).group(1))
+    assert bonus == pytest.approx(json.loads((run / "config.json").read_text())["alpha"] * measured, abs=1e-3)
 
 
 def test_soar_plot_writes_the_figure(cli_run, tmp_path, capsys):

@@ -97,7 +97,7 @@ def test_evaluate_runs_a_module_env_id_the_user_confirms(tmp_path, probe, capsys
     assert stopped.value.code == 2 and "drop ['env_id']" in capsys.readouterr().err
     assert not probe.exists()
     assert main(["evaluate", str(folder), "--episodes", "1", "--env", f"{MODULE}:Probe-v0"]) == 0
-    assert probe.exists() and "over 1 episodes" in capsys.readouterr().out
+    assert probe.exists() and "over 1 deterministic episodes" in capsys.readouterr().out
 
 
 def test_checked_env_id():

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from soar.deep.config import SAC_METHODS
+from soar.deep.config import SAC_METHODS, build_config
 
 #: Environment steps of the SOAR paper's runs (the research code's iterations x 5000 steps);
 #: ``short`` is 10% of them, ``smoke`` a few thousand steps for tests.
@@ -35,9 +35,18 @@ SMOKE_STEPS = 2000
 SMOKE_SETTINGS = {"learning_starts": 500, "cost_every": 500, "eval_every": 1000, "eval_episodes": 2,
                   "checkpoint_every": 1000, "log_every": 500, "bc_steps": 200, "discriminator_steps": 10}
 SELECTION_SEED_BASE = 1000
-#: Steps between checkpoints of a short or paper run (soar train's default: 25k). A sweep runs for hours
-#: to days and may be interrupted: an interruption then costs each running run at most this many steps.
-BENCH_CHECKPOINT_EVERY = 5000
+
+
+def checkpoint_interval(steps: int, configured: int) -> int:
+    """Steps between the checkpoints of a bench run of ``steps``: 5% of it, at least 5000, and at most
+    ``configured`` (what ``soar train`` would use: its default, 25k, or the environment's YAML).
+
+    A sweep runs for hours to days and may be interrupted, which costs each running run the
+    steps since its last checkpoint; a checkpoint costs a write of the replay buffer and ends
+    the current training episode (the next one's reset seed follows from the step), so a run
+    of millions of steps keeps the configured interval.
+    """
+    return min(int(configured), max(5000, int(steps) // 20))
 
 
 def clip_text(clip: float) -> str:
@@ -106,7 +115,7 @@ class Sweep:
         for env_id, steps in self.env_steps:
             if isinstance(steps, bool) or int(steps) != steps or steps < 1:
                 raise ValueError(f"--steps {env_id}: steps must be an integer >= 1, got {steps!r}")
-        # Pairs in environment order: the same options given in another order are the same sweep (resume).
+        # Pairs sorted by environment id: the same options given in another order are the same sweep (resume).
         object.__setattr__(self, "demos", tuple(sorted((str(e), str(s)) for e, s in self.demos)))
         object.__setattr__(self, "env_steps", tuple(sorted((str(e), int(s)) for e, s in self.env_steps)))
         self.steps  # every environment has a budget (or stops here naming the one without)
@@ -215,7 +224,9 @@ def train_command(run: RunSpec, folder: str, budget: str) -> list[str]:
     if run.std_clip is not None:
         argv += ["--std-clip", clip_text(run.std_clip)]
     if budget != "smoke":
-        argv += ["--set", f"checkpoint_every={BENCH_CHECKPOINT_EVERY}"]
+        configured = build_config(run.env_id, run.method).checkpoint_every
+        if checkpoint_interval(run.steps, configured) != configured:
+            argv += ["--set", f"checkpoint_every={checkpoint_interval(run.steps, configured)}"]
     else:
         for name, value in SMOKE_SETTINGS.items():
             if name == "bc_steps" and run.method != "csil" or name == "discriminator_steps" and run.method not in (

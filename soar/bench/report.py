@@ -132,13 +132,13 @@ def tables(sweep: Sweep, results: list[RunResult], missing: list[RunSpec]) -> st
               "(eval_episodes episodes, 10 by default); normalised: final return / the demonstrations' mean return. Intervals: "
               "95% percentile bootstrap (scipy.stats.bootstrap, 5000 resamples), runs resampled within each "
               "environment; '-' where every environment has one run."]
-    fewest = min((len(members) for members in groups.values()), default=0)
-    if 1 < fewest < 4:
+    few = sorted({len(members) for members in groups.values() if 1 < len(members) < 4})
+    if few:
         # scipy's trim_mean cuts int(0.25 n) runs per end, none for n < 4; and a percentile interval of n runs
         # cannot be narrower than the range once every-run-the-lowest resamples exceed 2.5% (1/n^n, n <= 3).
-        lines += ["", f"Some rows hold {fewest} runs. With fewer than 4, the IQM trims no run (it equals the mean) "
-                  "and the 95% interval spans the lowest to the highest run: the seeds' range, not a confidence "
-                  "interval."]
+        lines += ["", f"Rows of the per-environment table with {' or '.join(map(str, few))} runs: with fewer than 4, "
+                  "the IQM trims no run (it equals the mean) and the 95% interval spans the lowest to the highest "
+                  "run, the seeds' range rather than a confidence interval."]
     return "\n".join(lines) + "\n"
 
 

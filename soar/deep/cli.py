@@ -48,8 +48,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                    description="Run DIR/policy.pt (or --final: final_policy.pt) for deterministic "
                                    "episodes of the run's environment; print the return and its fraction of the "
                                    "expert's. With --stochastic the policy samples its actions, and the episode "
-                                   "length and the policy's entropy per step (the mean of -log pi(a|s) over the "
-                                   "sampled actions) are printed too, with what SAC's entropy bonus pays for it.")
+                                   "length and the policy's entropy at the states visited (16 draws per state) "
+                                   "are printed too, with what SAC's entropy bonus pays for it.")
     evaluate.add_argument("dir", type=Path, help="a folder written by soar train")
     evaluate.add_argument("--env", default=None,
                           help="the run's Gymnasium id, to confirm one that names a module to import "
@@ -160,15 +160,18 @@ def run_evaluate(args: argparse.Namespace) -> None:
           f"{returns.std():.1f} over {args.episodes} {'sampled' if args.stochastic else 'deterministic'} episodes "
           f"({returns.mean() / expert:.0%} of the expert's {expert:.1f})")
     if args.stochastic:
-        # -log pi of the actions taken estimates the entropy the policy keeps where it goes, the quantity
-        # SAC pays alpha for at every step: a bonus a learned reward has to outweigh.
-        entropy = -float(np.mean(np.concatenate([policy.log_prob(e.obs[:-1], e.acts) for e in episodes])))
+        # The entropy the policy keeps where it goes is what SAC pays alpha for at every step: a bonus a
+        # learned reward has to outweigh. SAC measures it on the [-1, 1] box it squashes to.
+        visited = np.concatenate([episode.obs[:-1] for episode in episodes])
+        entropy = float(policy.entropy(visited, rng=np.random.default_rng(args.seed)).mean())
         line = (f"sampled actions: episodes of {np.mean([len(e.acts) for e in episodes]):.0f} steps on average, "
-                f"entropy {entropy:.3f} nats per step")
+                f"entropy {entropy:.3f} nats per step at the states visited")
         if config.method in SAC_METHODS:
-            bonus = config.alpha * entropy
-            line += (f"; SAC's entropy bonus alpha * H = {bonus:.3f} per step, {bonus / (1 - config.gamma):.1f} "
-                     f"discounted over an endless episode (gamma {config.gamma:g})")
+            squashed = entropy - policy.log_half_widths
+            bonus = config.alpha * squashed
+            line += (f"; SAC's entropy bonus alpha * H = {bonus:.3f} per step (H on SAC's [-1, 1] box: "
+                     f"{squashed:.3f} nats), {bonus / (1 - config.gamma):.1f} discounted over an endless episode "
+                     f"(gamma {config.gamma:g})")
         print(line)
 
 

@@ -27,6 +27,7 @@ import torch
 
 from agents.demonstrations import Demonstrations
 from agents.harness import Schedule, TrainingRun, episode_seed, read_progress
+from agents.logger import stopping_note
 from agents.policies import GaussianPolicy, load_policy
 from agents.sac import resolve_device
 from agents.untrusted import load_torch
@@ -135,8 +136,8 @@ def run_dagger(config: TrainConfig, env: gym.Env, eval_env: gym.Env, demos: Demo
             for name, values in (("observation", obs), ("expert's label", label)):
                 if not np.all(np.isfinite(values)):
                     raise FloatingPointError(
-                        f"dagger: the {name} at step {state['step']} is {np.asarray(values).tolist()}; stopping "
-                        "(the last checkpoint is intact and the run resumes from it)")
+                        f"dagger: the {name} at step {state['step']} is {np.asarray(values).tolist()}; "
+                        + stopping_note(state["step"]))
             new_obs.append(np.asarray(obs, dtype=np.float32))
             new_labels.append(label)
             state["queries"] += 1

@@ -91,7 +91,7 @@ def _check_weights(state: Any, where: str, step: int) -> None:
     name = first_non_finite(state)  # the loaders' check (agents.untrusted), so no checkpoint written is refused
     if name is not None:
         raise FloatingPointError(f"{where}: non-finite {name} at step {step}; stopping without writing this "
-                                 "checkpoint (the last one is intact and the run resumes from it)")
+                                 "checkpoint (a resume starts from the last one written, or afresh if there is none)")
 
 
 class _OffsetLogger:
