@@ -62,8 +62,8 @@ def run_local(jobs: Iterable[Job], workers: int | None = None, progress: bool = 
               on_done: Callable[[Job, int], None] | None = None) -> dict[str, int]:
     """Run ``jobs`` on this machine, ``workers`` at a time (default: one per usable core); exit status by name.
 
-    Interrupted (Ctrl-C, or SIGTERM under :func:`agents.config.sigterm_as_interrupt`), it starts no further job and stops the running ones (each keeps
-    its last checkpoint) before raising.
+    Interrupted (Ctrl-C, or SIGTERM under :func:`agents.config.sigterm_as_interrupt`), it starts
+    no further job and stops the running ones (each keeps its last checkpoint) before raising.
     """
     jobs = list(jobs)
     workers = max(1, int(workers or usable_cores()))

@@ -225,8 +225,9 @@ def train_command(run: RunSpec, folder: str, budget: str) -> list[str]:
         argv += ["--std-clip", clip_text(run.std_clip)]
     if budget != "smoke":
         configured = build_config(run.env_id, run.method).checkpoint_every
-        if checkpoint_interval(run.steps, configured) != configured:
-            argv += ["--set", f"checkpoint_every={checkpoint_interval(run.steps, configured)}"]
+        interval = checkpoint_interval(run.steps, configured)
+        if interval != configured:
+            argv += ["--set", f"checkpoint_every={interval}"]
     else:
         for name, value in SMOKE_SETTINGS.items():
             if name == "bc_steps" and run.method != "csil" or name == "discriminator_steps" and run.method not in (

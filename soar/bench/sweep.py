@@ -9,10 +9,10 @@ Output folder::
     runs/ENV/RUN.log    its output
 
 The evaluation runs that need no chosen clip (L = 1, or a sweep of one clip) run beside the
-selection runs, in the same pool. Interrupted, the same command resumes: finished runs are skipped, unfinished ones resume
-from their last checkpoint (``soar train --resume``). A run that fails is retried once
-(resuming); one that fails again is listed in ``failed.json`` and makes the command fail,
-naming it, after every other run has finished. A group (environment, method, L > 1) whose
+selection runs, in the same pool. Interrupted, the same command resumes: finished runs are
+skipped, unfinished ones resume from their last checkpoint (``soar train --resume``). A run
+that fails is retried once (resuming); one that fails again is listed in ``failed.json`` and
+makes the command fail, naming it, after every other run has finished. A group (environment, method, L > 1) whose
 selection runs did not all finish chooses no clip and runs no evaluation seed until a later
 command completes them; the other groups go on.
 """
