@@ -348,6 +348,44 @@ def test_a_folder_holding_another_sweep_is_refused(tmp_path, monkeypatch):
         run_sweep(other, tmp_path, progress=False)
 
 
+def test_a_record_holds_finished_runs_without_checkpoints_and_resumes_the_rest(tmp_path, monkeypatch):
+    sweep, out, record = small_sweep(), tmp_path / "sweep", tmp_path / "record"
+    launcher = FakeLauncher(out, sweep, lambda run: 100.0 + run.seed)
+    monkeypatch.setattr(launch, "run_local", launcher)
+    run_sweep(sweep, out, progress=False)
+    for run in selection_runs(sweep) + evaluation_runs(sweep, sweep_module.read_choices(out)):
+        (run_folder(out, run) / "checkpoint" / "agent.pt").write_bytes(b"weights and replay buffer")
+    unfinished = evaluation_runs(sweep, sweep_module.read_choices(out))[-1]
+    (run_folder(out, unfinished) / "final_policy.pt").unlink()
+    copied, left = sweep_module.export_records(out, record)
+    assert left == [unfinished.name] and len(copied) == 4 + 3
+    assert not list(record.rglob("agent.pt")) and not run_folder(record, unfinished).exists()
+    assert (record / "selection.json").read_text() == (out / "selection.json").read_text()
+    # The report reads the same numbers from the record ...
+    (_, in_sweep, missing), (_, in_record, missing_there) = load_results(out), load_results(record)
+    assert [(r.spec, r.final) for r in in_record] == [(r.spec, r.final) for r in in_sweep]
+    assert missing_there == missing == [unfinished]
+    # ... and the sweep resumed on it runs only the run left out.
+    launcher.out, launcher.calls = record, []
+    run_sweep(sweep, record, progress=False)
+    assert launcher.calls == [unfinished.name]
+
+
+def test_a_record_goes_outside_its_sweep_and_never_over_another(tmp_path, monkeypatch):
+    out = tmp_path / "sweep"
+    monkeypatch.setattr(launch, "run_local", FakeLauncher(out, small_sweep(), lambda run: 1.0))
+    run_sweep(small_sweep(), out, progress=False)
+    with pytest.raises(ValueError, match="must lie outside the sweep's folder"):
+        sweep_module.export_records(out, out / "record")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "bench.json").write_text("{}")
+    with pytest.raises(ValueError, match="holds the record of another sweep"):
+        sweep_module.export_records(out, other)
+    with pytest.raises(ValueError, match="holds no benchmark sweep"):
+        sweep_module.export_records(other / "nothing", tmp_path / "record")
+
+
 def test_choose_clips_breaks_ties_towards_the_first_clip(tmp_path):
     sweep = small_sweep()
     for run in selection_runs(sweep):
@@ -376,6 +414,13 @@ def test_smoke_suite_runs_end_to_end_with_the_local_launcher(tmp_path, capsys):
     assert "| Hopper-v5 | ml-irl-sa | 1 | - | 1 |" in report and "SOAR steps to it" in report
     for figure in ("curves.png", "aggregate.png", "profiles.png"):
         assert (out / figure).stat().st_size > 1000
+    # The record (no checkpoints) gives the same report, written from its own files.
+    record = tmp_path / "record"
+    main(["report", str(out), "--records", str(record)])
+    assert (record / "report.md").read_text() == report and not list(record.rglob("agent.pt"))
+    (record / "report.md").unlink()
+    main(["report", str(record)])
+    assert (record / "report.md").read_text() == report
     # Again: everything is finished, nothing runs (the run logs do not grow).
     sizes = {p: p.stat().st_size for p in (out / "runs" / "Hopper-v5").glob("*.log")}
     main([*SMOKE, "--out", str(out), "--jobs", "2"])

@@ -73,6 +73,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "as DIR/report.md, and DIR/curves.png, DIR/aggregate.png, DIR/profiles.png.",
     )
     report.add_argument("dir", type=Path, help="a folder written by soar bench")
+    report.add_argument("--records", type=Path, default=None, metavar="DEST",
+                        help="also copy the sweep's record to DEST: the report, and per finished run its config, "
+                        "logs, expert return, final policy and progress, without checkpoints (small enough to "
+                        "commit; soar report reads it, and the same soar bench command completes it)")
     report.set_defaults(handler=run_report, parser=report)
 
 
@@ -114,7 +118,17 @@ def run_bench(args: argparse.Namespace) -> None:
 
 
 def run_report(args: argparse.Namespace) -> None:
-    from soar.bench.report import write_report
+    import shutil
 
+    from soar.bench.report import FILES, write_report
+    from soar.bench.sweep import export_records
+
+    if args.records is not None:  # first: a sweep with no finished evaluation run yet still has a record
+        copied, left = export_records(args.dir, args.records)
+        print(f"copied the record of {len(copied)} finished runs to {args.records}"
+              + (f"; left out {len(left)} unfinished: {', '.join(left)}" if left else ""))
     print(write_report(args.dir))
-    print(f"wrote {args.dir / 'report.md'}, curves.png, aggregate.png, profiles.png")
+    print(f"wrote {', '.join(str(args.dir / name) for name in FILES)}")
+    if args.records is not None:
+        for name in FILES:
+            shutil.copyfile(args.dir / name, args.records / name)

@@ -183,8 +183,12 @@ def profiles_figure(results: list[RunResult], path: Path) -> None:
     plotting.save_figure(figure, path)
 
 
+#: What ``write_report`` writes into the sweep's folder.
+FILES = ("report.md", "curves.png", "aggregate.png", "profiles.png")
+
+
 def write_report(out: str | Path) -> str:
-    """Write ``report.md`` and the figures into ``out``; returns the markdown."""
+    """Write ``FILES`` (``report.md`` and the figures) into ``out``; returns the markdown."""
     out = Path(out)
     sweep, results, missing = load_results(out)
     if not results:

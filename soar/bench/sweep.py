@@ -8,6 +8,10 @@ Output folder::
     runs/ENV/RUN/       one soar train run folder each, RUN = METHOD-L{critics}[-clip{clip}]-s{seed}
     runs/ENV/RUN.log    its output
 
+``export_records`` copies what the report reads, and what shows each run finished, without
+checkpoint weights or replay buffers: a folder small enough to publish or commit, that
+``soar report`` reads and the same ``soar bench`` command completes (on another machine too).
+
 The evaluation runs that need no chosen clip (L = 1, or a sweep of one clip) run beside the
 selection runs, in the same pool. Interrupted, the same command resumes: finished runs are
 skipped, unfinished ones resume from their last checkpoint (``soar train --resume``). A run
@@ -20,6 +24,7 @@ command completes them; the other groups go on.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,3 +195,46 @@ def _failure_message(out: Path, names: list[str]) -> str:
     logs = ", ".join(str(out / "runs" / name) + ".log" for name in names)
     return (f"{len(names)} run(s) failed twice: {', '.join(names)} (logs: {logs}); the other runs are kept, "
             "and the same command retries these")
+
+
+#: What a finished run's record holds (paths in its folder): enough for ``is_finished`` and the report.
+RECORD_FILES = ("config.json", "expert.json", "final_policy.pt", "checkpoint/progress.json", "logs/eval.csv",
+                "logs/train.csv", "logs/cost.csv", "logs/time.csv")
+
+
+def export_records(out: str | Path, dest: str | Path) -> tuple[list[str], list[str]]:
+    """Copy the record of the sweep in ``out`` to ``dest``: ``bench.json``, ``selection.json``, ``failed.json``
+    and, per finished run, ``RECORD_FILES`` and its log. Unfinished runs are left out (a checkpoint without its
+    weights could not resume), so ``soar bench`` on ``dest`` runs them from the start.
+
+    :param out: a folder written by ``soar bench``
+    :param dest: the record's folder; one holding another sweep is refused, one holding this sweep is updated
+    :return: the names of the runs copied and of those left out
+    """
+    out, dest = Path(out).resolve(), Path(dest).resolve()
+    if not (out / "bench.json").is_file():
+        raise ValueError(f"{out} holds no benchmark sweep (no bench.json)")
+    if dest == out or out in dest.parents:
+        raise ValueError(f"the record's folder {dest} must lie outside the sweep's folder {out}")
+    sweep = Sweep.from_json(json.loads((out / "bench.json").read_text()))
+    if (dest / "bench.json").exists() and (dest / "bench.json").read_text() != (out / "bench.json").read_text():
+        raise ValueError(f"{dest} holds the record of another sweep; choose another folder")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("bench.json", "selection.json", "failed.json"):
+        if (out / name).exists():
+            shutil.copyfile(out / name, dest / name)
+    copied, left = [], []
+    for run in selection_runs(sweep) + evaluation_runs(sweep, read_choices(out)):
+        if not is_finished(out, run):
+            left.append(run.name)
+            continue
+        source, target = run_folder(out, run), run_folder(dest, run)
+        for relative in RECORD_FILES:
+            if (source / relative).exists():
+                (target / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source / relative, target / relative)
+        log = source.parent / (source.name + ".log")
+        if log.exists():
+            shutil.copyfile(log, target.parent / log.name)
+        copied.append(run.name)
+    return copied, left
