@@ -2,6 +2,7 @@
 checked against closed forms and exact bootstrap enumeration, and the smoke suite end to end
 (local launcher; Ray when it is installed)."""
 
+import csv
 import dataclasses
 import itertools
 import json
@@ -369,6 +370,21 @@ def test_a_record_holds_finished_runs_without_checkpoints_and_resumes_the_rest(t
     launcher.out, launcher.calls = record, []
     run_sweep(sweep, record, progress=False)
     assert launcher.calls == [unfinished.name]
+
+
+COMMITTED_RECORD = Path(__file__).resolve().parents[1] / "docs" / "bench" / "hopper-short"
+
+
+def test_the_committed_hopper_record_gives_the_committed_report():
+    # The README quotes this report: the code that reads the record must still give it, and every
+    # final return must be the run's last logged evaluation.
+    sweep, results, missing = load_results(COMMITTED_RECORD)
+    assert not missing and len(results) == 12
+    for result in results:
+        with open(run_folder(COMMITTED_RECORD, result.spec) / "logs" / "eval.csv") as log:
+            last = list(csv.DictReader(log))[-1]
+        assert int(last["step"]) == 100_000 and float(last["return_mean"]) == pytest.approx(result.final)
+    assert tables(sweep, results, missing) == (COMMITTED_RECORD / "report.md").read_text()
 
 
 def test_a_record_goes_outside_its_sweep_and_never_over_another(tmp_path, monkeypatch):
