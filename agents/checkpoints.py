@@ -62,6 +62,12 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         temporary.write_text(text)
 
 
+def copy_file_atomic(source: str | Path, target: str | Path) -> None:
+    """``shutil.copyfile(source, target)``, with ``target`` replaced whole (:func:`atomic_output`)."""
+    with atomic_output(target) as temporary:
+        shutil.copyfile(source, temporary)
+
+
 def is_complete(folder: Path) -> bool:
     """Whether ``folder`` is a checkpoint whose writing finished."""
     return (folder / DONE).is_file()

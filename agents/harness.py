@@ -36,7 +36,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agents import plotting
-from agents.checkpoints import atomic_output, latest_checkpoint, staged_checkpoint
+from agents.checkpoints import atomic_output, copy_file_atomic, latest_checkpoint, staged_checkpoint
 from agents.config import check_resumable, write_config
 from agents.interface import Policy
 from agents.logger import RunLogger
@@ -231,8 +231,7 @@ class TrainingRun:
         self.start_step = state["step"]
         kept = folder / "policy.pt" if folder is not None else None
         if kept is not None and kept.exists():
-            with atomic_output(self.policy_path) as temporary:
-                shutil.copyfile(kept, temporary)
+            copy_file_atomic(kept, self.policy_path)
         else:
             self.policy_path.unlink(missing_ok=True)  # evaluated after the checkpoint: redone
         # Without a checkpoint even the rows of step 0 are redone (a run killed before its first one).

@@ -372,6 +372,25 @@ def test_a_record_holds_finished_runs_without_checkpoints_and_resumes_the_rest(t
     assert launcher.calls == [unfinished.name]
 
 
+def test_a_record_copy_stopped_part_way_leaves_the_run_unfinished(tmp_path, monkeypatch):
+    sweep, out, record = small_sweep(), tmp_path / "sweep", tmp_path / "record"
+    monkeypatch.setattr(launch, "run_local", FakeLauncher(out, sweep, lambda run: 1.0))
+    run_sweep(sweep, out, progress=False)
+    copy = sweep_module.copy_file_atomic
+
+    def stopped_at_the_final_policy(source, target):
+        if Path(target).name == "final_policy.pt":
+            raise OSError("No space left on device")
+        copy(source, target)
+
+    monkeypatch.setattr(sweep_module, "copy_file_atomic", stopped_at_the_final_policy)
+    with pytest.raises(OSError, match="No space left"):
+        sweep_module.export_records(out, record)
+    first = selection_runs(sweep)[0]
+    assert (run_folder(record, first) / "logs" / "eval.csv").exists()
+    assert not sweep_module.is_finished(record, first) and not list(record.rglob("*.tmp*"))
+
+
 COMMITTED_RECORD = Path(__file__).resolve().parents[1] / "docs" / "bench" / "hopper-short"
 
 

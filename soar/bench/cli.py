@@ -9,6 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
+from agents.checkpoints import copy_file_atomic
 from agents.config import OptionError, non_negative_or_inf, positive_int, sigterm_as_interrupt
 from soar.bench.plan import BUDGETS
 
@@ -118,8 +119,6 @@ def run_bench(args: argparse.Namespace) -> None:
 
 
 def run_report(args: argparse.Namespace) -> None:
-    import shutil
-
     from soar.bench.report import FILES, write_report
     from soar.bench.sweep import export_records
 
@@ -131,4 +130,4 @@ def run_report(args: argparse.Namespace) -> None:
     print(f"wrote {', '.join(str(args.dir / name) for name in FILES)}")
     if args.records is not None:
         for name in FILES:
-            shutil.copyfile(args.dir / name, args.records / name)
+            copy_file_atomic(args.dir / name, args.records / name)

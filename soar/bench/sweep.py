@@ -24,13 +24,12 @@ command completes them; the other groups go on.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from agents.checkpoints import write_text_atomic
+from agents.checkpoints import copy_file_atomic, write_text_atomic
 from agents.logger import read_log
 from agents.run_folder import RunLock, prepare_output_dir
 from soar.bench import launch
@@ -197,9 +196,10 @@ def _failure_message(out: Path, names: list[str]) -> str:
             "and the same command retries these")
 
 
-#: What a finished run's record holds (paths in its folder): enough for ``is_finished`` and the report.
-RECORD_FILES = ("config.json", "expert.json", "final_policy.pt", "checkpoint/progress.json", "logs/eval.csv",
-                "logs/train.csv", "logs/cost.csv", "logs/time.csv")
+#: What a finished run's record holds (paths in its folder): enough for ``is_finished`` and the report. The two
+#: files ``is_finished`` reads come last, so a copy stopped part way leaves a run the record counts unfinished.
+RECORD_FILES = ("config.json", "expert.json", "logs/eval.csv", "logs/train.csv", "logs/cost.csv", "logs/time.csv",
+                "final_policy.pt", "checkpoint/progress.json")
 
 
 def export_records(out: str | Path, dest: str | Path) -> tuple[list[str], list[str]]:
@@ -222,7 +222,7 @@ def export_records(out: str | Path, dest: str | Path) -> tuple[list[str], list[s
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("bench.json", "selection.json", "failed.json"):
         if (out / name).exists():
-            shutil.copyfile(out / name, dest / name)
+            copy_file_atomic(out / name, dest / name)
     copied, left = [], []
     for run in selection_runs(sweep) + evaluation_runs(sweep, read_choices(out)):
         if not is_finished(out, run):
@@ -232,9 +232,9 @@ def export_records(out: str | Path, dest: str | Path) -> tuple[list[str], list[s
         for relative in RECORD_FILES:
             if (source / relative).exists():
                 (target / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source / relative, target / relative)
+                copy_file_atomic(source / relative, target / relative)
         log = source.parent / (source.name + ".log")
         if log.exists():
-            shutil.copyfile(log, target.parent / log.name)
+            copy_file_atomic(log, target.parent / log.name)
         copied.append(run.name)
     return copied, left
